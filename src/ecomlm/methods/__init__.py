@@ -1,0 +1,53 @@
+"""Method registry. Adding a method = one module + one line here.
+
+Every entry maps a name to ``"module:Class"``; the class has a ``Config``
+dataclass attribute and follows ``ecomlm.methods.base.Method``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+from ecomlm.io import read_json
+from ecomlm.methods.base import METHOD_FILE, Method, config_from_dict
+from ecomlm.tasks import Task
+
+_REGISTRY: dict[str, str] = {
+    # classical floors (one per task family; each raises for tasks it does not cover)
+    "classical": "ecomlm.methods.classical:ClassicalMethod",
+    # fine-tuned small pretrained models
+    "bert": "ecomlm.methods.plm:BertMethod",
+    "seq2seq": "ecomlm.methods.seq2seq:Seq2SeqMethod",
+    # LLM methods
+    "lora": "ecomlm.methods.lora:LoraMethod",
+    "icl": "ecomlm.methods.icl:IclMethod",
+    "merge": "ecomlm.methods.merge:MergedLoraMethod",
+}
+
+METHOD_NAMES = tuple(_REGISTRY)
+
+
+def get_method_class(name: str) -> type:
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown method {name!r}; choose one of {', '.join(_REGISTRY)}")
+    module, attr = _REGISTRY[name].split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def make_method(name: str, task: Task, config: dict | None = None) -> Method:
+    cls = get_method_class(name)
+    return cls(task, config_from_dict(cls.Config, config, where=f"method {name!r}: "))
+
+
+def load_method(path: str | Path) -> Method:
+    """Load any saved method from its folder (dispatches on ``method.json``)."""
+    header_path = Path(path) / METHOD_FILE
+    if not header_path.exists():
+        raise FileNotFoundError(f"{header_path} not found: not a saved ecomlm method folder")
+    header: dict[str, Any] = read_json(header_path)
+    return get_method_class(header["method"]).load(path)
+
+
+__all__ = ["METHOD_NAMES", "Method", "get_method_class", "load_method", "make_method"]

@@ -1,0 +1,59 @@
+"""The method protocol shared by baselines, LoRA, ICL and merged adapters.
+
+scikit-learn habit: construct with ``(task, config)``, then ``fit(train, dev)``,
+``predict(examples)``, ``save(dir)``, ``load(dir)``. The config is a dataclass
+with defaults (PEFT habit) so the CLI and the YAML study fill the same object.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from ecomlm.tasks.base import Prediction, Task
+
+METHOD_FILE = "method.json"
+
+
+@runtime_checkable
+class Method(Protocol):
+    name: str
+    task: Task
+    config: Any
+
+    def fit(self, train: list[Any], dev: list[Any] | None = None) -> Method:
+        """Train on ``train``; ``dev`` drives early stopping / model selection."""
+
+    def predict(self, examples: list[Any]) -> list[Prediction]:
+        """One prediction per example, in order. Never raises on a bad model answer."""
+
+    def save(self, path: str | Path) -> None:
+        """Write everything ``load`` needs into folder ``path`` (incl. ``method.json``)."""
+
+    @classmethod
+    def load(cls, path: str | Path) -> Method:
+        """Rebuild a fitted method from ``save``'s folder."""
+
+
+def config_from_dict(config_type: type, values: dict | None, where: str = "") -> Any:
+    """Fill a config dataclass; an unknown key raises a clear error naming it."""
+    values = dict(values or {})
+    names = {f.name for f in dataclasses.fields(config_type)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ValueError(
+            f"{where}unknown option(s) {unknown} for {config_type.__name__}; "
+            f"valid: {sorted(names)}"
+        )
+    return config_type(**values)
+
+
+def method_header(method: Method, task_options: dict | None = None) -> dict:
+    """The ``method.json`` content every ``save`` writes, so ``load_method`` can dispatch."""
+    return {
+        "method": method.name,
+        "task": method.task.name,
+        "task_options": task_options or getattr(method.task, "options", {}),
+        "config": dataclasses.asdict(method.config),
+    }

