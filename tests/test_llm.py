@@ -22,7 +22,7 @@ def test_score_labels_matches_direct_computation(tiny_llama):
     ]
     labels = ["Exact", "Substitute", "Irrelevant"]
     got = score_labels(model, tok, prompts, labels, batch_size=2)
-    for prompt, probs in zip(prompts, got):
+    for prompt, probs in zip(prompts, got, strict=True):
         direct = torch.tensor([_full_logprob(model, tok, prompt, lab) for lab in labels])
         expected = torch.softmax(direct, 0).tolist()
         assert [probs[lab] for lab in labels] == pytest.approx(expected, abs=1e-4)

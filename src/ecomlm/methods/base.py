@@ -43,8 +43,7 @@ def config_from_dict(config_type: type, values: dict | None, where: str = "") ->
     unknown = sorted(set(values) - names)
     if unknown:
         raise ValueError(
-            f"{where}unknown option(s) {unknown} for {config_type.__name__}; "
-            f"valid: {sorted(names)}"
+            f"{where}unknown option(s) {unknown} for {config_type.__name__}; valid: {sorted(names)}"
         )
     return config_type(**values)
 

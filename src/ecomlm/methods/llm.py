@@ -18,7 +18,7 @@ from ecomlm.tasks.base import Messages
 def load_llm(
     name: str = "smollm2", adapter: str | None = None, dtype: str = "float32", device: str = "cpu"
 ) -> tuple[Any, Any]:
-    """(model, tokenizer) for a bundled name, local path or HF id, optionally with a PEFT adapter."""
+    """(model, tokenizer) for a bundled name, local path or HF id, plus optional PEFT adapter."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = llm_path(name)
