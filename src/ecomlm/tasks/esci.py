@@ -1,10 +1,80 @@
-"""ESCI query-product relevance: Exact / Substitute / Complement / Irrelevant."""
+"""ESCI query-product relevance: Exact / Substitute / Complement / Irrelevant.
+
+Prompt: the seed paper's "Act as an e-commerce expert." system message, then the
+instruction with the label definitions of the Shopping Queries Dataset and the input
+fields (query, product title, brand, color, bullet points, description; empty fields are
+left out, HTML tags removed, bullets and description cut to ``MAX_FIELD_CHARS``;
+bullets joined with '; ').
+
+Answer format: the label alone, e.g. ``Exact``. ``EsciTask(ways=2)`` is the binary
+variant with labels ``Relevant`` (= Exact) and ``Irrelevant`` (= Substitute, Complement
+or Irrelevant); gold labels are mapped accordingly.
+
+Parser (never raises): case-insensitive; an answer that is a single label letter
+(E/S/C/I, or R/I for 2-way, optionally after "Answer:" and in brackets) is taken as that
+label; otherwise the first label word mentioned wins ("exact match", "a substitute",
+"complementary", "not relevant" -> Irrelevant). In the 2-way variant 4-way words are
+mapped (Exact -> Relevant, Substitute/Complement -> Irrelevant); in the 4-way variant a
+bare "relevant" is ambiguous and invalid. Unparseable text gives ``valid=False`` and
+value ``None``, which scores as wrong.
+
+Metrics: accuracy, f1_micro, f1_macro, f1_<label> per class (scikit-learn), invalid_rate.
+"""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from typing import Any
+
+from ecomlm.tasks.base import SYSTEM_PROMPT, Messages, Prediction
+from ecomlm.tasks.metrics import (
+    check_aligned,
+    classification_metrics,
+    gold_values,
+    means,
+    require_gold,
+    truncate,
+)
 
 ESCI_LABELS = ("Exact", "Substitute", "Complement", "Irrelevant")
+BINARY_LABELS = ("Relevant", "Irrelevant")
+MAX_FIELD_CHARS = 500  # bullets and description are cut to this many characters in prompts
+
+INSTRUCTION_4 = (
+    "Classify the relevance of the product to the search query as one of: "
+    "Exact, Substitute, Complement, Irrelevant.\n"
+    "Exact: the product is relevant to the query and satisfies all the query specifications.\n"
+    "Substitute: the product is somewhat relevant; it fails some aspects of the query but "
+    "can be used as a functional substitute.\n"
+    "Complement: the product does not fulfill the query but could be used in combination "
+    "with a product that does.\n"
+    "Irrelevant: the product is irrelevant to the query.\n"
+    "Answer with the label only."
+)
+INSTRUCTION_2 = (
+    "Classify the relevance of the product to the search query as one of: "
+    "Relevant, Irrelevant.\n"
+    "Relevant: the product satisfies all the query specifications (an exact match).\n"
+    "Irrelevant: anything else (a substitute, a complement or an unrelated product).\n"
+    "Answer with the label only."
+)
+
+_WORDS_4 = [
+    ("Exact", r"\bexact\w*"),
+    ("Substitute", r"\bsubstitut\w*"),
+    ("Complement", r"\bcomplement\w*"),
+    ("Irrelevant", r"\birrelevant\b|\bnot\s+relevant\b|\bnon-?relevant\b|\bunrelated\b"),
+]
+_WORDS_2 = [
+    ("Relevant", r"\brelevant\b|\bexact\w*"),
+    ("Irrelevant", _WORDS_4[3][1] + r"|\bsubstitut\w*|\bcomplement\w*"),
+]
+_LETTER = re.compile(
+    r"^\s*(?:(?:answer|label|relevance)\s*[:=-]\s*)?[(\[\"'*]*([a-z])[)\]\"'*.:]*\s*$",
+    re.IGNORECASE,
+)
+_TAGS = re.compile(r"<[^>]+>")
 
 
 @dataclass
@@ -19,3 +89,98 @@ class EsciExample:
     query_id: str = ""
     product_id: str = ""
     example_id: str = ""
+
+
+def _clean(text: str | None) -> str:
+    return " ".join(_TAGS.sub(" ", text or "").split())
+
+
+def _bullets(text: str | None) -> str:
+    return "; ".join(b for b in (_clean(line) for line in (text or "").splitlines()) if b)
+
+
+class EsciTask:
+    name = "esci"
+    example_type = EsciExample
+    main_metric = "accuracy"
+
+    def __init__(self, ways: int = 4):
+        if ways not in (2, 4):
+            raise ValueError(f"esci: ways must be 4 or 2, got {ways!r}")
+        self.ways = ways
+        self.options: dict[str, Any] = {"ways": ways}
+        self.labels: tuple[str, ...] = ESCI_LABELS if ways == 4 else BINARY_LABELS
+        words = _WORDS_4 if ways == 4 else _WORDS_2
+        self._words = [(label, re.compile(p, re.IGNORECASE)) for label, p in words]
+        self._letters = {label[0]: label for label in self.labels}
+
+    # -- prompt and targets -------------------------------------------------------------
+    def messages(self, ex: EsciExample) -> Messages:
+        lines = [f"Query: {_clean(ex.query)}", f"Product title: {_clean(ex.product_title)}"]
+        fields = [
+            ("Product brand", _clean(ex.product_brand)),
+            ("Product color", _clean(ex.product_color)),
+            ("Product bullet points", truncate(_bullets(ex.product_bullets), MAX_FIELD_CHARS)),
+            ("Product description", truncate(_clean(ex.product_description), MAX_FIELD_CHARS)),
+        ]
+        lines += [f"{name}: {value}" for name, value in fields if value]
+        instruction = INSTRUCTION_4 if self.ways == 4 else INSTRUCTION_2
+        return [
+            {"role": "system", "content": SYSTEM_PROMPT},
+            {"role": "user", "content": instruction + "\n\n" + "\n".join(lines)},
+        ]
+
+    def gold(self, ex: EsciExample) -> str | None:
+        """The (mapped) label; None for an unlabelled example; unknown labels raise."""
+        raw = (ex.label or "").strip()
+        if not raw:
+            return None
+        label = next((x for x in ESCI_LABELS if raw.lower() in (x.lower(), x[0].lower())), None)
+        if label is None:
+            where = ex.example_id or f"query {ex.query!r}"
+            raise ValueError(
+                f"esci example {where}: label {ex.label!r} is not one of {ESCI_LABELS}"
+            )
+        if self.ways == 2:
+            return "Relevant" if label == "Exact" else "Irrelevant"
+        return label
+
+    def reference(self, ex: EsciExample) -> str:
+        return require_gold(self, ex)
+
+    # -- parsing ------------------------------------------------------------------------
+    def parse(self, text: str, ex: EsciExample | None = None) -> Prediction:
+        raw = text if isinstance(text, str) else ("" if text is None else str(text))
+        letter = _LETTER.match(raw)
+        if letter and letter.group(1).upper() in self._letters:
+            return Prediction(self._letters[letter.group(1).upper()], True, raw)
+        best: tuple[int, str] | None = None
+        for label, pattern in self._words:
+            m = pattern.search(raw)
+            if m and (best is None or m.start() < best[0]):
+                best = (m.start(), label)
+        if best is None:
+            return Prediction(None, False, raw)
+        return Prediction(best[1], True, raw)
+
+    # -- metrics ------------------------------------------------------------------------
+    def _pred_labels(self, predictions: list[Prediction]) -> list[str | None]:
+        return [p.value if p.valid and p.value in self.labels else None for p in predictions]
+
+    def example_metrics(
+        self, examples: list[EsciExample], predictions: list[Prediction]
+    ) -> dict[str, list[float]]:
+        check_aligned(examples, predictions)
+        preds = self._pred_labels(predictions)
+        gold = gold_values(self, examples)
+        return {
+            "accuracy": [float(g == p) for g, p in zip(gold, preds, strict=True)],
+            "invalid_rate": [float(p is None) for p in preds],
+        }
+
+    def score(self, examples: list[EsciExample], predictions: list[Prediction]) -> dict[str, float]:
+        check_aligned(examples, predictions)
+        preds = self._pred_labels(predictions)
+        out = classification_metrics(gold_values(self, examples), preds, self.labels)
+        out["invalid_rate"] = means(self.example_metrics(examples, predictions))["invalid_rate"]
+        return out

@@ -1,0 +1,168 @@
+"""Metric helpers shared by the task modules (wrapping scikit-learn and rouge-score).
+
+Metrics that are means of per-example values come from ``*_per_example`` functions so
+that a study can bootstrap-resample them cheaply; corpus-level metrics (F1, BLEU) are
+recomputed on each resample through the task's ``score``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
+INVALID = "<invalid>"  # stands in for an unparseable classification answer inside metrics
+
+
+def check_aligned(examples: Sequence[Any], predictions: Sequence[Any]) -> None:
+    """Raise a clear error unless there is one prediction per example (and at least one)."""
+    if len(examples) != len(predictions):
+        raise ValueError(
+            f"got {len(predictions)} predictions for {len(examples)} examples; "
+            "need exactly one prediction per example"
+        )
+    if not examples:
+        raise ValueError("cannot score an empty set of examples")
+
+
+def mean(values: Sequence[float]) -> float:
+    return float(sum(values) / len(values)) if values else math.nan
+
+
+def means(per_example: dict[str, list[float]]) -> dict[str, float]:
+    """Average every per-example metric list."""
+    return {name: mean(values) for name, values in per_example.items()}
+
+
+def word_count(text: str) -> int:
+    return len(text.split())
+
+
+def classification_metrics(
+    gold: Sequence[str], pred: Sequence[str | None], labels: Sequence[str]
+) -> dict[str, float]:
+    """Accuracy, micro/macro F1 and per-class F1 (``f1_<label>``) over the task's labels.
+
+    A prediction outside ``labels`` (an invalid answer) is a miss for its gold class and a
+    false positive for no class, so it lowers accuracy, recall and the F1 scores but is
+    never counted as a class of its own in the macro average. With no invalid answers,
+    micro-F1 equals accuracy (single-label multi-class). Like seqeval, macro-F1 and the
+    ``f1_<label>`` keys cover only labels that occur in the gold or the predictions (a
+    label absent from both has no meaningful F1).
+    """
+    from sklearn.metrics import f1_score
+
+    label_list = list(labels)
+    y_pred = [p if p in labels else INVALID for p in pred]
+    y_true = list(gold)
+    out = {"accuracy": mean([float(t == p) for t, p in zip(y_true, y_pred, strict=True)])}
+    out["f1_micro"] = float(
+        f1_score(y_true, y_pred, labels=label_list, average="micro", zero_division=0)
+    )
+    present = [label for label in label_list if label in y_true or label in y_pred]
+    out["f1_macro"] = float(
+        f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)
+    )
+    per_class = f1_score(y_true, y_pred, labels=present, average=None, zero_division=0)
+    for label, value in zip(present, per_class, strict=True):
+        out[f"f1_{label}"] = float(value)
+    return out
+
+
+@lru_cache(maxsize=1)
+def _rouge_scorer():
+    from rouge_score import rouge_scorer
+
+    return rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=True)
+
+
+@lru_cache(maxsize=100_000)
+def _rouge_pair(reference: str, prediction: str) -> tuple[float, ...]:
+    """F-measures in ROUGE_TYPES order; cached because bootstrap resamples repeat pairs."""
+    scores = _rouge_scorer().score(reference, prediction)
+    return tuple(float(scores[k].fmeasure) for k in ROUGE_TYPES)
+
+
+def rouge_per_example(
+    predictions: Sequence[str], references: Sequence[Sequence[str]]
+) -> dict[str, list[float]]:
+    """ROUGE-1/2/L F-measure (rouge-score, Porter stemming) of each prediction.
+
+    Each prediction is scored against each of its references; ``rouge1`` etc. hold the
+    maximum over references and ``rouge1_mean`` etc. the mean over references.
+    An example without references raises ``ValueError``.
+    """
+    out: dict[str, list[float]] = {k: [] for k in ROUGE_TYPES}
+    out.update({f"{k}_mean": [] for k in ROUGE_TYPES})
+    for i, (pred, refs) in enumerate(zip(predictions, references, strict=True)):
+        if not refs:
+            raise ValueError(f"example {i} has no reference text to score against")
+        scores = [_rouge_pair(ref, pred) for ref in refs]
+        for j, k in enumerate(ROUGE_TYPES):
+            values = [s[j] for s in scores]
+            out[k].append(float(max(values)))
+            out[f"{k}_mean"].append(mean(values))
+    return out
+
+
+def corpus_bleu(predictions: Sequence[str], references: Sequence[str]) -> float:
+    """sacrebleu corpus BLEU (0-100, default 13a tokenisation), one reference each."""
+    import sacrebleu
+
+    return float(sacrebleu.corpus_bleu(list(predictions), [list(references)]).score)
+
+
+def truncate(text: str, max_chars: int) -> str:
+    """Cut ``text`` to at most ``max_chars`` characters at a word boundary, adding '...'."""
+    text = " ".join(text.split())
+    if len(text) <= max_chars:
+        return text
+    cut = text[:max_chars].rsplit(" ", 1)[0] or text[:max_chars]
+    return cut + " ..."
+
+
+def clean_generation(text: str | None, prefixes: Sequence[str]) -> str:
+    """Strip whitespace, one leading label such as 'Summary:' and wrapping quotes."""
+    out = (text or "").strip()
+    low = out.lower()
+    for prefix in prefixes:
+        if low.startswith(prefix.lower() + ":"):
+            out = out[len(prefix) + 1 :].strip()
+            break
+    if len(out) >= 2 and out[0] == out[-1] and out[0] in "\"'":
+        out = out[1:-1].strip()
+    return out
+
+
+def example_name(ex: Any) -> str:
+    """A short identifier of an example for error messages."""
+    for attr in ("example_id", "id"):
+        if getattr(ex, attr, ""):
+            return f"{attr}={getattr(ex, attr)!r}"
+    return repr(ex)[:80]
+
+
+def gold_values(task: Any, examples: Sequence[Any]) -> list[Any]:
+    """``task.gold`` of every example; an unannotated example raises a clear error."""
+    out = []
+    for i, ex in enumerate(examples):
+        value = task.gold(ex)
+        if value is None:
+            raise ValueError(
+                f"{task.name}: example {i} ({example_name(ex)}) has no gold annotation to score"
+            )
+        out.append(value)
+    return out
+
+
+def require_gold(task: Any, ex: Any) -> Any:
+    """``task.gold(ex)`` for building a reference answer; raises when unannotated."""
+    value = task.gold(ex)
+    if value is None:
+        raise ValueError(
+            f"{task.name}: example ({example_name(ex)}) has no gold annotation, "
+            "so it has no reference answer"
+        )
+    return value
