@@ -1,0 +1,174 @@
+"""One run under ``accelerate launch`` / ``torchrun``: every rank trains, rank 0 writes.
+
+``ecomlm.runs.execute_run`` is a single-process function: launched on N ranks it
+would save the model, predict the whole test split and write the run record N
+times. This entry point runs the same steps rank-aware:
+
+* every rank loads the data, builds the method and calls ``fit`` (LoRA's
+  ``accelerate.Accelerator`` wraps the model in DDP / FSDP / DeepSpeed and shards
+  the batches; only its main process writes checkpoints);
+* the per-step training loss is averaged over ranks (each rank logs the loss of
+  its own micro-batches) and written to ``train_log.jsonl``;
+* rank 0 alone saves ``model/``, predicts, scores and writes ``config.yaml``,
+  ``predictions.jsonl``, ``cost.json`` and ``metrics.json`` (last), exactly the
+  layout of ``execute_run``.
+
+Usage (the run spec is the ``config.yaml`` of any run record, or written by hand)::
+
+    accelerate launch --config_file configs/accelerate/gpu_ddp.yaml \\
+        -m ecomlm.scale.train_script --spec run.yaml --out runs/esci-lora-ddp
+
+Without a launcher it is an ordinary 1-process run (rank 0 of 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ecomlm.io import read_yaml, write_json, write_jsonl, write_yaml
+
+TRAIN_LOG = "train_log.jsonl"
+
+
+def dist_rank() -> int:
+    """Global rank set by the launcher (``RANK``), 0 without one."""
+    return int(os.environ.get("RANK", "0"))
+
+
+def dist_world_size() -> int:
+    """Number of processes set by the launcher (``WORLD_SIZE``), 1 without one."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def is_main_process() -> bool:
+    return dist_rank() == 0
+
+
+def mean_history(histories: Sequence[Sequence[dict[str, float]]]) -> list[dict[str, float]]:
+    """Per-step mean of the ranks' losses: the loss of the global batch.
+
+    DDP averages gradients over ranks, so the mean of the ranks' losses is the
+    loss the optimizer step followed: the 1-process loss of the same micro-batches
+    under gradient accumulation. (LoRA already logs the all-reduced loss, so its
+    ranks agree; a method that logs its local loss is averaged here.)
+    """
+    if not histories or not histories[0]:
+        return []
+    steps = [len(h) for h in histories]
+    if len(set(steps)) != 1:
+        raise RuntimeError(f"ranks logged different numbers of steps: {steps}")
+    out = []
+    for rows in zip(*histories, strict=True):
+        if len({r["step"] for r in rows}) != 1:
+            raise RuntimeError(f"ranks disagree on the step number: {[r['step'] for r in rows]}")
+        out.append(
+            {
+                "step": rows[0]["step"],
+                "loss": sum(r["loss"] for r in rows) / len(rows),
+                "lr": rows[0].get("lr"),
+                "rank_losses": [r["loss"] for r in rows],
+            }
+        )
+    return out
+
+
+def gather_history(history: list[dict[str, float]]) -> list[dict[str, float]]:
+    """All ranks' loss histories averaged per step (a collective: every rank calls it)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        histories: list[Any] = [None] * dist.get_world_size()
+        dist.all_gather_object(histories, list(history))
+        return mean_history(histories)
+    return mean_history([history])
+
+
+def execute_run_distributed(spec: Any, out_dir: str | Path) -> dict[str, float] | None:
+    """``execute_run`` for N processes: all ranks fit, rank 0 writes; returns rank 0's metrics."""
+    from ecomlm.methods import make_method
+    from ecomlm.runs import (
+        load_run_data,
+        peak_memory_mb,
+        predict_and_score,
+        prediction_rows,
+        seed_everything,
+    )
+    from ecomlm.tasks import get_task
+
+    out = Path(out_dir)
+    main = is_main_process()
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        write_yaml(out / "config.yaml", dataclasses.asdict(spec))
+    seed_everything(spec.seed)
+    task = get_task(spec.task, **spec.task_options)
+    splits = load_run_data(spec)
+    method = make_method(spec.method, task, spec.method_config)
+
+    start = time.perf_counter()
+    method.fit(splits["train"], splits.get("dev"))
+    train_seconds = time.perf_counter() - start
+    history = gather_history(getattr(method, "history", []) or [])
+    world = dist_world_size()
+    if not main:
+        return None
+
+    method.save(out / "model")
+    if history:
+        write_jsonl(out / TRAIN_LOG, history)
+    examples = splits[spec.eval_split]
+    predictions, metrics, throughput = predict_and_score(method, task, examples)
+    write_jsonl(out / "predictions.jsonl", prediction_rows(task, examples, predictions))
+    cost = {
+        "train_seconds": round(train_seconds, 3),
+        "train_examples": len(splits["train"]),
+        "predict_examples_per_second": round(throughput, 3),
+        "peak_memory_mb": round(peak_memory_mb(), 1),
+        "world_size": world,
+        **getattr(method, "extra_cost", {}),
+    }
+    write_json(out / "cost.json", cost)
+    write_json(out / "metrics.json", {"split": spec.eval_split, "n": len(examples), **metrics})
+    return metrics
+
+
+def load_spec(path: str | Path) -> Any:
+    """A ``RunSpec`` from a YAML mapping of its fields (a run record's ``config.yaml``)."""
+    from ecomlm.runs import RunSpec
+
+    data = read_yaml(path)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping of RunSpec fields")
+    names = {f.name for f in dataclasses.fields(RunSpec)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ValueError(f"{path}: unknown RunSpec field(s) {unknown}; valid: {sorted(names)}")
+    if "task" not in data or "method" not in data:
+        raise ValueError(f"{path}: 'task' and 'method' are required")
+    return RunSpec(**data)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m ecomlm.scale.train_script",
+        description="Train and score one run under accelerate launch / torchrun (rank 0 writes).",
+    )
+    parser.add_argument("--spec", required=True, help="YAML of RunSpec fields (a config.yaml)")
+    parser.add_argument("--out", required=True, help="run folder to write")
+    args = parser.parse_args(argv)
+    spec = load_spec(args.spec)
+    metrics = execute_run_distributed(spec, args.out)
+    if metrics is not None:
+        shown = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float))
+        print(f"run: {args.out} ({spec.task} / {spec.method}, {dist_world_size()} procs) {shown}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
