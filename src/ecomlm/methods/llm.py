@@ -2,6 +2,9 @@
 
 Used by LoRA, ICL's local backend, merged adapters and the server, so each of
 them stays about its own method.
+
+Prompts may be given as text or as already-tokenized id lists (LoRA passes ids
+so its prompt truncation at inference matches training exactly).
 """
 
 from __future__ import annotations
@@ -13,6 +16,10 @@ import torch
 
 from ecomlm.models import llm_path
 from ecomlm.tasks.base import Messages
+
+Prompt = str | list[int]
+
+_ANSWER_MARKER = "ECOMLM_ANSWER_MARKER"
 
 
 def load_llm(
@@ -29,7 +36,7 @@ def load_llm(
     if adapter is not None:
         from peft import PeftModel
 
-        model = PeftModel.from_pretrained(model, adapter)
+        model = PeftModel.from_pretrained(model, str(adapter))
     model.to(device).eval()
     return model, tokenizer
 
@@ -43,6 +50,40 @@ def prompt_text(tokenizer: Any, messages: Messages) -> str:
     return "\n\n".join(turns) + "\n\nAssistant:"
 
 
+def end_of_turn_id(tokenizer: Any) -> int:
+    """The token that closes an assistant answer in the chat template, else ``eos``.
+
+    ChatML models end a turn with ``<|im_end|>`` even where the tokenizer's
+    ``eos_token`` is something else (SmolLM2's GGUF tokenizer says
+    ``<|im_start|>``); training targets, label scoring and generation stopping
+    all use this one token so they agree.
+    """
+    if getattr(tokenizer, "chat_template", None):
+        try:
+            turns = [
+                {"role": "user", "content": "q"},
+                {"role": "assistant", "content": _ANSWER_MARKER},
+            ]
+            text = tokenizer.apply_chat_template(turns, tokenize=False)
+        except Exception:  # noqa: BLE001 - odd templates: fall back to eos
+            text = ""
+        if _ANSWER_MARKER in text:
+            tail = text.split(_ANSWER_MARKER, 1)[1]
+            special = set(tokenizer.all_special_ids) | set(tokenizer.added_tokens_decoder)
+            for token in _encode(tokenizer, tail):
+                if token in special:
+                    return int(token)
+    return int(tokenizer.eos_token_id)
+
+
+def stop_token_ids(model: Any, tokenizer: Any) -> list[int]:
+    """End-of-turn, tokenizer eos and the model's generation-config eos ids."""
+    ids = [end_of_turn_id(tokenizer), tokenizer.eos_token_id]
+    config_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids += config_eos if isinstance(config_eos, list) else [config_eos]
+    return list(dict.fromkeys(int(i) for i in ids if i is not None))
+
+
 def _left_padded(tokenizer: Any, sequences: Sequence[list[int]], device: Any) -> dict:
     width = max(len(s) for s in sequences)
     pad = tokenizer.pad_token_id
@@ -54,16 +95,23 @@ def _left_padded(tokenizer: Any, sequences: Sequence[list[int]], device: Any) ->
     return {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
 
 
-def _encode(tokenizer: Any, text: str) -> list[int]:
+def _encode(tokenizer: Any, text: Prompt) -> list[int]:
     # The chat template already holds the special tokens.
+    if isinstance(text, list):
+        return text
     return tokenizer(text, add_special_tokens=False).input_ids
+
+
+def _positions(mask: torch.Tensor) -> torch.Tensor:
+    """Position ids that start at 0 on each left-padded row's first real token."""
+    return (mask.cumsum(-1) - 1).clamp(min=0)
 
 
 @torch.inference_mode()
 def generate(
     model: Any,
     tokenizer: Any,
-    prompts: Sequence[str],
+    prompts: Sequence[Prompt],
     max_new_tokens: int = 64,
     batch_size: int = 8,
     num_beams: int = 1,
@@ -71,7 +119,8 @@ def generate(
 ) -> list[str]:
     """Greedy (or beam) continuation of each prompt, new text only, KV cache on.
 
-    Prompts are sorted by length so each batch carries little padding.
+    Prompts are sorted by length so each batch carries little padding; a row
+    stops at the end-of-turn token (see ``stop_token_ids``).
     """
     encoded = [_encode(tokenizer, p) for p in prompts]
     if max_prompt_tokens:
@@ -79,6 +128,7 @@ def generate(
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
     outputs: list[str] = [""] * len(encoded)
     device = next(model.parameters()).device
+    stops = stop_token_ids(model, tokenizer)
     for start in range(0, len(order), batch_size):
         batch = order[start : start + batch_size]
         inputs = _left_padded(tokenizer, [encoded[i] for i in batch], device)
@@ -88,11 +138,12 @@ def generate(
             do_sample=False,
             num_beams=num_beams,
             pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=tokenizer.eos_token_id,
+            eos_token_id=stops,
         )
-        new_tokens = out[:, inputs["input_ids"].shape[1] :]
+        new_tokens = out[:, inputs["input_ids"].shape[1] :].tolist()
         for i, row in zip(batch, new_tokens, strict=True):
-            outputs[i] = tokenizer.decode(row, skip_special_tokens=True).strip()
+            cut = next((j for j, t in enumerate(row) if t in stops), len(row))
+            outputs[i] = tokenizer.decode(row[:cut], skip_special_tokens=True).strip()
     return outputs
 
 
@@ -100,40 +151,62 @@ def generate(
 def score_labels(
     model: Any,
     tokenizer: Any,
-    prompts: Sequence[str],
+    prompts: Sequence[Prompt],
     labels: Sequence[str],
     batch_size: int = 8,
     normalize: bool = True,
 ) -> list[dict[str, float]]:
     """Per prompt, the probability of each label as the answer (softmax over labels).
 
-    Each (prompt, label) pair is one left-padded row, so the label tokens sit at
-    the end and only their logits are computed (``logits_to_keep``): no
-    vocabulary projection for prompt tokens, no generation.
+    A label's score is the (length-normalised) log-likelihood of its tokens plus
+    the end-of-turn token. The prompt is run once per batch (KV cache kept,
+    only its last position projected to the vocabulary); then all labels'
+    tokens continue from the shared cache in one small forward pass. No
+    generation, no vocabulary projection for prompt tokens.
     """
-    eos = tokenizer.eos_token_id
-    label_ids = [_encode(tokenizer, label) + [eos] for label in labels]
-    keep = max(len(ids) for ids in label_ids) + 1
+    eot = end_of_turn_id(tokenizer)
+    label_ids = [_encode(tokenizer, label) + [eot] for label in labels]
+    n_labels = len(label_ids)
+    width = max(len(ids) for ids in label_ids) - 1  # continuation tokens fed after the prompt
     device = next(model.parameters()).device
     results: list[dict[str, float]] = []
     for start in range(0, len(prompts), batch_size):
-        chunk = prompts[start : start + batch_size]
-        rows = [_encode(tokenizer, p) + ids for p in chunk for ids in label_ids]
-        inputs = _left_padded(tokenizer, rows, device)
-        logits = model(**inputs, logits_to_keep=keep).logits.float()
-        logprobs = torch.log_softmax(logits, dim=-1)
-        row = 0
-        for _ in chunk:
+        chunk = [_encode(tokenizer, p) for p in prompts[start : start + batch_size]]
+        inputs = _left_padded(tokenizer, chunk, device)
+        mask = inputs["attention_mask"]
+        out = model(**inputs, position_ids=_positions(mask), use_cache=True, logits_to_keep=1)
+        first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)  # (B, V)
+        rest = None
+        if width > 0:
+            cache = out.past_key_values
+            cache.batch_repeat_interleave(n_labels)
+            rows = len(chunk) * n_labels
+            cont = torch.full((rows, width), tokenizer.pad_token_id, dtype=torch.long)
+            cont_mask = torch.zeros((rows, width), dtype=torch.long)
+            for row in range(rows):
+                ids = label_ids[row % n_labels][:-1]
+                cont[row, : len(ids)] = torch.tensor(ids)
+                cont_mask[row, : len(ids)] = 1
+            lengths = mask.sum(-1).repeat_interleave(n_labels)
+            full_mask = torch.cat([mask.repeat_interleave(n_labels, 0), cont_mask.to(device)], 1)
+            logits = model(
+                input_ids=cont.to(device),
+                attention_mask=full_mask,
+                position_ids=lengths[:, None] + torch.arange(width, device=device),
+                past_key_values=cache,
+                use_cache=True,
+            ).logits
+            rest = torch.log_softmax(logits.float(), dim=-1)  # (B * K, width, V)
+        for b in range(len(chunk)):
             totals = []
-            for ids in label_ids:
-                n = len(ids)
-                # logits at position t predict token t+1: the last n targets use
-                # the n positions before the final one.
-                pred = logprobs[row, keep - n - 1 : keep - 1]
-                target = torch.tensor(ids, device=pred.device)
-                total = pred.gather(-1, target[:, None]).sum()
-                totals.append(total / n if normalize else total)
-                row += 1
+            for k, ids in enumerate(label_ids):
+                total = first[b, ids[0]]
+                if len(ids) > 1:
+                    assert rest is not None
+                    pred = rest[b * n_labels + k, : len(ids) - 1]
+                    target = torch.tensor(ids[1:], device=pred.device)
+                    total = total + pred.gather(-1, target[:, None]).sum()
+                totals.append(total / len(ids) if normalize else total)
             probs = torch.softmax(torch.stack(totals), dim=0).tolist()
             results.append(dict(zip(labels, probs, strict=True)))
     return results

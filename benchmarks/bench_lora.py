@@ -1,0 +1,511 @@
+"""LoRA benchmarks: trainer speed vs HF Trainer, label scoring vs generation, acceptance runs.
+
+    python benchmarks/bench_lora.py speed        # -> benchmarks/results/lora.json
+    python benchmarks/bench_lora.py acceptance --tasks queryner esci --train-size 96 \
+        --max-eval 40 --out benchmarks/results/lora_acceptance.json --runs /tmp/lora_runs
+
+``acceptance``: zero-shot base vs single-task LoRA per task; each (task, variant)
+is one ``ecomlm.runs.execute_run`` (the path the study uses), appended to
+``--out`` after every run so partial progress survives.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ecomlm.io import read_json, write_json
+from ecomlm.runs import RunSpec, execute_run
+
+
+def acceptance_args(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--tasks", nargs="+", default=["queryner", "esci", "desc_gen", "review_summ"])
+    ap.add_argument("--source", default="synthetic")
+    ap.add_argument("--train-size", type=int, default=96)
+    ap.add_argument("--max-eval", type=int, default=40)
+    ap.add_argument("--epochs", type=float, default=1.0)
+    ap.add_argument("--batch-size", type=int, default=4)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--max-length", type=int, default=384)
+    ap.add_argument("--variants", nargs="+", default=["zero_shot", "lora"])
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", default="benchmarks/results/lora_acceptance.json")
+    ap.add_argument("--runs", default="/tmp/lora_runs")
+
+
+def acceptance(args: argparse.Namespace) -> None:
+    torch.set_num_threads(args.threads)
+
+    out = Path(args.out)
+    results = read_json(out) if out.exists() else {"runs": []}
+    results["machine"] = {
+        "cpu_count": os.cpu_count(),
+        "torch_threads": args.threads,
+        "platform": platform.platform(),
+        "note": "2-core VM shared with 7 other jobs; load average logged per run",
+    }
+    for task in args.tasks:
+        for variant in args.variants:
+            method_config = {
+                "max_length": args.max_length,
+                "batch_size": args.batch_size,
+                "lr": args.lr,
+                "epochs": args.epochs,
+                "eval_batch_size": 8,
+                "log_every": 5,
+            }
+            if variant == "zero_shot":
+                method_config["max_steps"] = 0
+            spec = RunSpec(
+                task=task,
+                method="lora",
+                source=args.source,
+                train_size=args.train_size,
+                seed=0,
+                method_config=method_config,
+                max_eval=args.max_eval,
+            )
+            run_dir = Path(args.runs) / f"{task}-{variant}-{args.source.split(':')[0]}"
+            spec.method_config["work_dir"] = str(run_dir)
+            start = time.time()
+            metrics = execute_run(spec, run_dir)
+            cost = read_json(run_dir / "cost.json")
+            row = {
+                "task": task,
+                "variant": variant,
+                "source": args.source,
+                "train_size": args.train_size,
+                "eval_n": read_json(run_dir / "metrics.json")["n"],
+                "run_dir": str(run_dir),
+                "metrics": metrics,
+                "cost": cost,
+                "wall_seconds": round(time.time() - start, 1),
+                "load_average_after": os.getloadavg(),
+                "method_config": spec.method_config,
+            }
+            results["runs"] = [
+                r
+                for r in results["runs"]
+                if (r["task"], r["variant"], r["source"]) != (task, variant, args.source)
+            ] + [row]
+            write_json(out, results)
+            print(json.dumps({k: row[k] for k in ("task", "variant", "metrics")}), flush=True)
+
+
+# --------------------------------------------------------------------------- speed
+
+BENCH_LORA = {"r": 16, "alpha": 16, "dropout": 0.05, "target_modules": "all-linear"}
+
+
+def matmul_gflops(m: int, k: int, n: int, repeats: int = 20) -> dict[str, float]:
+    """Achievable float32 GFLOP/s of a ``(m x k) @ (k x n)`` matmul, per wall and CPU second."""
+    a, b = torch.randn(m, k), torch.randn(k, n)
+    for _ in range(3):
+        a @ b
+    wall, cpu = time.perf_counter(), time.process_time()
+    for _ in range(repeats):
+        a @ b
+    flops = 2 * m * k * n * repeats / 1e9
+    return {
+        "wall": flops / (time.perf_counter() - wall),
+        "cpu": flops / (time.process_time() - cpu),
+    }
+
+
+def flop_model(model: Any) -> dict[str, int]:
+    """Parameter counts the FLOP accounting needs (see docs/lora.md)."""
+    lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+    cfg = lm.config
+    head = lm.get_output_embeddings().weight.numel()
+    lora = sum(p.numel() for n, p in model.named_parameters() if "lora_" in n)
+    body = sum(
+        p.numel()
+        for n, p in lm.get_decoder().named_parameters()
+        if p.ndim == 2 and "embed" not in n and "lora_" not in n
+    )
+    return {
+        "body_params": body,
+        "lm_head_params": head,
+        "lora_params": lora,
+        "layers": cfg.num_hidden_layers,
+        "hidden": cfg.hidden_size,
+        "attn_width": cfg.num_attention_heads
+        * getattr(cfg, "head_dim", cfg.hidden_size // cfg.num_attention_heads),
+    }
+
+
+def train_flops(p: dict[str, int], seqs: list[int], computed: int, head_tokens: int) -> float:
+    """FLOPs one LoRA training pass executes (forward + backward).
+
+    ``computed``: token positions run through the decoder (real + padding);
+    ``seqs``: per-row widths (for attention); ``head_tokens``: positions projected
+    onto the vocabulary (answer positions for our trainer, every position for the
+    HF Trainer). Per position: frozen weights 2N forward + 2N input-gradient (no
+    weight gradient) = 4N; LoRA weights 6 per parameter; lm_head (frozen, tied)
+    4 * V * d per projected position; causal attention scores 3 * 2 * layers *
+    len * width per position (QK^T and AV, halved for causality, x3 with backward).
+    """
+    attn = sum(3 * 2 * p["layers"] * n * p["attn_width"] * n for n in seqs)
+    return float(
+        4 * p["body_params"] * computed
+        + 6 * p["lora_params"] * computed
+        + attn
+        + 4 * p["lm_head_params"] * head_tokens
+    )
+
+
+def ours_round(base: str, task: Any, examples: list[Any], steps: int, batch: int, max_len: int):
+    from ecomlm.methods.lora import LoraMethod
+
+    cfg = LoraMethod.Config(
+        base_model=base, max_steps=steps, batch_size=batch, max_length=max_len,
+        checkpoint_every=0, log_every=0, warmup_ratio=0.0, **BENCH_LORA,
+    )  # fmt: skip
+    method = LoraMethod(task, cfg).fit(examples)
+    cost = method.extra_cost
+    return {
+        "tokens": cost["train_tokens"],
+        "padded_tokens": cost["train_padded_tokens"],
+        "answer_tokens": cost["train_answer_tokens"],
+        "seconds": cost["train_loop_seconds"],
+        "cpu_seconds": cost["train_loop_cpu_seconds"],
+        "final_loss": cost["final_loss"],
+    }, method.model
+
+
+def hf_round(base: str, task: Any, examples: list[Any], steps: int, batch: int, max_len: int):
+    """A plain HF Trainer + PEFT run: random batches padded to the longest, full logits."""
+    import tempfile
+
+    from datasets import Dataset
+    from peft import LoraConfig, get_peft_model
+    from transformers import DataCollatorForSeq2Seq, Trainer, TrainerCallback, TrainingArguments
+
+    from ecomlm.methods import lora_data
+    from ecomlm.methods.llm import load_llm
+
+    model, tok = load_llm(base)
+    model = get_peft_model(
+        model,
+        LoraConfig(
+            r=BENCH_LORA["r"], lora_alpha=BENCH_LORA["alpha"], lora_dropout=BENCH_LORA["dropout"],
+            target_modules=BENCH_LORA["target_modules"], task_type="CAUSAL_LM",
+        ),
+    )  # fmt: skip
+    rows = []
+    for ex in examples:
+        enc = lora_data.encode_example(tok, task, ex, max_len)
+        rows.append(
+            {"input_ids": enc.input_ids, "attention_mask": [1] * len(enc), "labels": enc.labels}
+        )
+    seen = {"tokens": 0, "padded": 0, "answers": 0, "widths": []}
+
+    class Counting(Trainer):
+        def training_step(self, model, inputs, num_items_in_batch=None):
+            seen["tokens"] += int(inputs["attention_mask"].sum())
+            seen["padded"] += int(inputs["attention_mask"].numel())
+            seen["answers"] += int((inputs["labels"] != -100).sum())
+            seen["widths"] += [int(inputs["attention_mask"].shape[1])] * int(
+                inputs["attention_mask"].shape[0]
+            )
+            return super().training_step(model, inputs, num_items_in_batch)
+
+    clock: dict[str, float] = {}
+
+    class Clock(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kw):
+            clock.setdefault("start", time.perf_counter())
+            clock.setdefault("cpu_start", time.process_time())
+
+        def on_step_end(self, args, state, control, **kw):
+            clock["end"] = time.perf_counter()
+            clock["cpu_end"] = time.process_time()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        args = TrainingArguments(
+            output_dir=tmp, per_device_train_batch_size=batch, max_steps=steps,
+            learning_rate=2e-4, lr_scheduler_type="cosine", warmup_ratio=0.0,
+            logging_strategy="no", save_strategy="no", report_to=[], use_cpu=True,
+            dataloader_num_workers=0, disable_tqdm=True, seed=0,
+        )  # fmt: skip
+        trainer = Counting(
+            model=model, args=args, train_dataset=Dataset.from_list(rows),
+            data_collator=DataCollatorForSeq2Seq(tok, padding=True, label_pad_token_id=-100),
+            callbacks=[Clock()],
+        )  # fmt: skip
+        trainer.train()
+    return {
+        "tokens": seen["tokens"],
+        "padded_tokens": seen["padded"],
+        "answer_tokens": seen["answers"],
+        "widths": seen["widths"],
+        "seconds": clock["end"] - clock["start"],
+        "cpu_seconds": clock["cpu_end"] - clock["cpu_start"],
+    }, model
+
+
+def scoring_round(
+    base: str, task: Any, examples: list[Any], mode: str, batch: int
+) -> tuple[float, float, float]:
+    from ecomlm.methods.lora import LoraMethod
+
+    cfg = LoraMethod.Config(
+        base_model=base, max_steps=0, esci_inference=mode, eval_batch_size=batch
+    )
+    method = LoraMethod(task, cfg).fit([])
+    start, cpu = time.perf_counter(), time.process_time()
+    preds = method.predict(examples)
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu
+    return seconds, cpu_seconds, sum(not p.valid for p in preds) / len(preds)
+
+
+def speed(args: argparse.Namespace) -> None:
+    from ecomlm.data import load_splits
+    from ecomlm.methods import lora_data
+    from ecomlm.methods.llm import load_llm
+    from ecomlm.tasks import get_task
+
+    torch.set_num_threads(args.threads)
+    task = get_task(args.task)
+    splits = load_splits(args.task, "synthetic", seed=0)
+    pool = splits["train"]
+    per_round = args.steps * args.batch_size
+    load_start = os.getloadavg()
+    rounds = []
+    model_counts = None
+    for r in range(args.rounds):
+        examples = pool[r * per_round : (r + 1) * per_round]
+        gflops_before = matmul_gflops(args.batch_size * 256, 576, 1536)
+        ours, model = ours_round(
+            args.base, task, examples, args.steps, args.batch_size, args.max_length
+        )
+        model_counts = model_counts or flop_model(model)
+        del model
+        hf, model = hf_round(
+            args.base, task, examples, args.steps, args.batch_size, args.max_length
+        )
+        del model
+        gflops_after = matmul_gflops(args.batch_size * 256, 576, 1536)
+        rounds.append({"ours": ours, "hf": hf, "matmul_gflops": [gflops_before, gflops_after]})
+        print(json.dumps(rounds[-1]), flush=True)
+
+    _, tok = load_llm(args.base)
+    seqs = [
+        len(lora_data.encode_example(tok, task, ex, args.max_length))
+        for ex in pool[: args.rounds * per_round]
+    ]
+
+    def total(side: str, key: str) -> float:
+        return sum(x[side][key] for x in rounds)
+
+    ours_tok, hf_tok = total("ours", "tokens"), total("hf", "tokens")
+    ours_pad, hf_pad = total("ours", "padded_tokens"), total("hf", "padded_tokens")
+    ours_answers = total("ours", "answer_tokens")
+    hf_widths = [w for x in rounds for w in x["hf"].pop("widths")]
+    # ours: rows are length-bucketed, attention over ~own length; computed = padded positions
+    ours_flops = train_flops(model_counts, seqs, ours_pad, ours_answers)
+    hf_flops = train_flops(model_counts, hf_widths, hf_pad, hf_pad)
+    six_n = 6 * (model_counts["body_params"] + model_counts["lm_head_params"]) * ours_tok
+    train: dict[str, Any] = {
+        "ours_padding_share": round(1 - ours_tok / max(ours_pad, 1), 4),
+        "hf_padding_share": round(1 - hf_tok / max(hf_pad, 1), 4),
+        "answer_token_share": round(ours_answers / max(ours_tok, 1), 4),
+    }
+    flops: dict[str, Any] = {
+        "matmul_shape": [args.batch_size * 256, 576, 1536],
+        "accounting": train_flops.__doc__,
+    }
+    # "wall": wall-clock seconds; "cpu": this process's CPU seconds (1 torch thread), the
+    # fairer clock on a shared, oversubscribed machine.
+    for clock, key in (("wall", "seconds"), ("cpu", "cpu_seconds")):
+        ours_s, hf_s = total("ours", key), total("hf", key)
+        matmul = [g[clock] for x in rounds for g in x["matmul_gflops"]]
+        achievable = sum(matmul) / len(matmul)
+        train[f"ours_tokens_per_{clock}_s"] = round(ours_tok / ours_s, 2)
+        train[f"hf_trainer_tokens_per_{clock}_s"] = round(hf_tok / hf_s, 2)
+        train[f"speedup_{clock}"] = round((ours_tok / ours_s) / (hf_tok / hf_s), 3)
+        flops[f"achievable_matmul_gflops_{clock}"] = round(achievable, 2)
+        flops[f"ours_executed_gflops_{clock}"] = round(ours_flops / ours_s / 1e9, 2)
+        flops[f"ours_share_of_matmul_{clock}"] = round(ours_flops / ours_s / 1e9 / achievable, 3)
+        flops[f"ours_6n_convention_gflops_{clock}"] = round(six_n / ours_s / 1e9, 2)
+        flops[f"hf_executed_gflops_{clock}"] = round(hf_flops / hf_s / 1e9, 2)
+        flops[f"hf_share_of_matmul_{clock}"] = round(hf_flops / hf_s / 1e9 / achievable, 3)
+    train["rounds"] = rounds
+
+    # label scoring vs generation (esci), interleaved
+    times = {"score": [0.0, 0.0], "generate": [0.0, 0.0]}
+    eval_examples = splits["test"][: args.eval_examples]
+    invalid = {}
+    if task.labels:
+        for _ in range(args.rounds):
+            for mode in ("score", "generate"):
+                wall, cpu, invalid[mode] = scoring_round(
+                    args.base, task, eval_examples, mode, args.eval_batch
+                )
+                times[mode][0] += wall
+                times[mode][1] += cpu
+    n_eval = len(eval_examples) * args.rounds
+    result = {
+        "command": "python benchmarks/bench_lora.py speed "
+        + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "command"),
+        "device": f"CPU ({os.cpu_count()} cores, torch threads={args.threads}), shared",
+        "load_average_start": load_start,
+        "load_average_end": os.getloadavg(),
+        "model": args.base,
+        "task": args.task,
+        "setup": {
+            "steps_per_round": args.steps,
+            "batch_size": args.batch_size,
+            "rounds": args.rounds,
+            "max_length": args.max_length,
+            "lora": BENCH_LORA,
+            "dtype": "float32",
+        },
+        "params": model_counts,
+        "train": train,
+        "flops": flops,
+    }
+    if task.labels:
+        (sw, sc), (gw, gc) = times["score"], times["generate"]
+        result["esci_inference"] = {
+            "examples": n_eval,
+            "score_examples_per_wall_s": round(n_eval / sw, 3),
+            "generate_examples_per_wall_s": round(n_eval / gw, 3),
+            "speedup_wall": round(gw / sw, 3),
+            "score_examples_per_cpu_s": round(n_eval / sc, 3),
+            "generate_examples_per_cpu_s": round(n_eval / gc, 3),
+            "speedup_cpu": round(gc / sc, 3),
+            "invalid_rate": invalid,
+            "generate_max_new_tokens": 8,
+            "model": "zero-shot base (no adapter training)",
+        }
+    write_json(args.out, result)
+    print(json.dumps({k: result[k] for k in ("train", "flops")}, default=str)[:3000])
+
+
+def speed_args(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--base", default="smollm2")
+    ap.add_argument("--task", default="esci")
+    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--batch-size", type=int, default=4)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--max-length", type=int, default=384)
+    ap.add_argument("--eval-examples", type=int, default=16)
+    ap.add_argument("--eval-batch", type=int, default=8)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", default="benchmarks/results/lora.json")
+
+
+# --------------------------------------------------------------------------- report
+
+MAIN_METRIC = {"esci": "accuracy", "queryner": "f1", "review_summ": "rougeL", "desc_gen": "rougeL"}
+
+
+def acceptance_table(paths: list[Path]) -> list[str]:
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for path in paths:
+        if path.exists():
+            for r in read_json(path)["runs"]:
+                rows[(r["task"], r["source"], r["variant"])] = r
+    lines = [
+        "| task | source | train | eval n | metric | zero-shot | LoRA | invalid (zs / LoRA) "
+        "| LoRA train s | command |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for task, source in sorted({(t, s) for t, s, _ in rows}):
+        zs, lo = rows.get((task, source, "zero_shot")), rows.get((task, source, "lora"))
+        metric = MAIN_METRIC.get(task, "")
+        any_row = lo or zs
+        cfg = any_row["method_config"]
+
+        def val(r: dict | None, key: str = metric) -> str:
+            return "—" if r is None else f"{r['metrics'].get(key, float('nan')):.3f}"
+
+        cmd = (
+            f"`bench_lora.py acceptance --tasks {task} --source {source} --train-size "
+            f"{any_row['train_size']} --max-eval {any_row['eval_n']} --lr {cfg['lr']} "
+            f"--batch-size {cfg['batch_size']} --max-length {cfg['max_length']}`"
+        )
+        lines.append(
+            f"| {task} | {source} | {any_row['train_size']} | {any_row['eval_n']} | {metric} | "
+            f"{val(zs)} | {val(lo)} | {val(zs, 'invalid_rate')} / {val(lo, 'invalid_rate')} | "
+            f"{'—' if lo is None else lo['cost'].get('train_seconds')} | {cmd} |"
+        )
+    return lines
+
+
+def report(args: argparse.Namespace) -> None:
+    """Print markdown tables of the speed and acceptance results (pasted into docs)."""
+    lines = []
+    speed_path = Path(args.speed)
+    if speed_path.exists():
+        r = read_json(speed_path)
+        t, f = r["train"], r["flops"]
+        lines += [
+            f"Speed: `{r['command']}` — {r['device']}, load average "
+            f"{[round(x, 1) for x in r['load_average_start']]} → "
+            f"{[round(x, 1) for x in r['load_average_end']]}, model {r['model']}, "
+            f"task {r['task']}.",
+            "",
+            "| measure | clock | ours | HF Trainer + PEFT | ratio |",
+            "|---|---|---|---|---|",
+        ]
+        for c in ("cpu", "wall"):
+            lines += [
+                f"| training tokens/s (real tokens) | {c} | {t[f'ours_tokens_per_{c}_s']} | "
+                f"{t[f'hf_trainer_tokens_per_{c}_s']} | {t[f'speedup_{c}']}× |",
+                f"| executed GFLOP/s | {c} | {f[f'ours_executed_gflops_{c}']} | "
+                f"{f[f'hf_executed_gflops_{c}']} | |",
+                f"| share of measured matmul ({f[f'achievable_matmul_gflops_{c}']} GFLOP/s) | "
+                f"{c} | {f[f'ours_share_of_matmul_{c}']} | {f[f'hf_share_of_matmul_{c}']} | |",
+                f"| 6·N·tokens convention, GFLOP/s | {c} | "
+                f"{f[f'ours_6n_convention_gflops_{c}']} | | |",
+            ]
+        lines.append(f"| padding share | | {t['ours_padding_share']} | {t['hf_padding_share']} | |")
+        e = r.get("esci_inference")
+        if e:
+            lines += [
+                "",
+                "| esci inference | examples/CPU-s | examples/wall-s | invalid rate |",
+                "|---|---|---|---|",
+                f"| label scoring | {e['score_examples_per_cpu_s']} | "
+                f"{e['score_examples_per_wall_s']} | {e['invalid_rate']['score']} |",
+                f"| generation (max {e['generate_max_new_tokens']} new tokens) | "
+                f"{e['generate_examples_per_cpu_s']} | {e['generate_examples_per_wall_s']} | "
+                f"{e['invalid_rate']['generate']} |",
+                f"| speed-up | {e['speedup_cpu']}× | {e['speedup_wall']}× | |",
+            ]
+    lines += ["", *acceptance_table([Path(p) for p in args.acceptance])]
+    print("\n".join(lines))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    sub = ap.add_subparsers(dest="command", required=True)
+    speed_args(sub.add_parser("speed", help="trainer tokens/s, FLOP share, scoring speed"))
+    acceptance_args(sub.add_parser("acceptance", help="zero-shot vs LoRA per task"))
+    rep = sub.add_parser("report", help="markdown tables from the result files")
+    rep.add_argument("--speed", default="benchmarks/results/lora.json")
+    rep.add_argument(
+        "--acceptance",
+        nargs="+",
+        default=[
+            "benchmarks/results/lora_acceptance.json",
+            "benchmarks/results/lora_acceptance_small.json",
+            "benchmarks/results/lora_acceptance_summ.json",
+            "benchmarks/results/lora_queryner.json",
+        ],
+    )
+    args = ap.parse_args()
+    {"speed": speed, "acceptance": acceptance, "report": report}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()

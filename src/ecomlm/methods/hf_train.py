@@ -1,0 +1,271 @@
+"""Shared plumbing of the baseline methods: input checks, input texts, seeds, batching,
+and one plain torch training loop with early stopping on the dev main metric.
+
+torchtune habit: the loop reads top to bottom; no callbacks. torch is imported inside
+the functions that need it, so the classical floors stay import-light.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+# Input fields each task needs (checked at the boundary, before any model work).
+_REQUIRED: dict[str, tuple[str, ...]] = {
+    "esci": ("query",),
+    "queryner": ("tokens",),
+    "review_summ": ("reviews",),
+    "desc_gen": ("title",),
+}
+
+
+def require_task(method: str, task: Any, supported: Sequence[str]) -> None:
+    if task.name not in supported:
+        raise ValueError(
+            f"method {method!r} does not support task {task.name!r}; "
+            f"it supports: {', '.join(supported)}"
+        )
+
+
+def _bad(i: int, field: str, why: str) -> ValueError:
+    return ValueError(f"example {i}: field {field!r} {why}")
+
+
+def _nonempty_str(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+def check_examples(task: Any, examples: Sequence[Any], need_gold: bool = False) -> None:
+    """Raise a ValueError naming the example index and field of the first bad input."""
+    example_type = getattr(task, "example_type", None)
+    for i, ex in enumerate(examples):
+        if example_type is not None and not isinstance(ex, example_type):
+            raise ValueError(
+                f"example {i}: expected {example_type.__name__}, got {type(ex).__name__}"
+            )
+        for field in _REQUIRED.get(task.name, ()):
+            if not hasattr(ex, field):
+                raise _bad(i, field, "is missing")
+        if task.name == "esci":
+            if not _nonempty_str(ex.query):
+                raise _bad(i, "query", "is missing or empty")
+            if not isinstance(ex.product_title, str):
+                raise _bad(i, "product_title", "must be a string")
+        elif task.name == "queryner":
+            toks = ex.tokens
+            if not isinstance(toks, list) or not toks:
+                raise _bad(i, "tokens", "is missing or empty (need a non-empty list of words)")
+            for j, tok in enumerate(toks):
+                if not _nonempty_str(tok):
+                    raise _bad(i, "tokens", f"has an empty or non-string word at position {j}")
+            if need_gold and (not isinstance(ex.tags, list) or len(ex.tags) != len(toks)):
+                raise _bad(i, "tags", f"must be a list of {len(toks)} BIO tags, one per token")
+        elif task.name == "review_summ":
+            if not isinstance(ex.reviews, list) or not any(map(_nonempty_str, ex.reviews)):
+                raise _bad(i, "reviews", "is missing or empty (need a list of review texts)")
+            if need_gold and not any(map(_nonempty_str, ex.summaries or [])):
+                raise _bad(i, "summaries", "is empty; training needs at least one summary")
+        elif task.name == "desc_gen":
+            if not _nonempty_str(ex.title):
+                raise _bad(i, "title", "is missing or empty")
+            if need_gold and not _nonempty_str(ex.description):
+                raise _bad(i, "description", "is empty; training needs a reference description")
+        if need_gold and task.name == "esci":
+            labels = task.labels or ()
+            try:
+                gold = task.gold(ex)
+            except ValueError as e:
+                raise _bad(i, "label", f"is invalid: {e}") from e
+            if gold not in labels:
+                raise _bad(i, "label", f"is {ex.label!r}; expected one of {list(labels)}")
+
+
+# ---------------------------------------------------------------- input texts
+
+
+def esci_product_text(ex: Any, bullets_chars: int = 400, description_chars: int = 400) -> str:
+    """Product side of an ESCI pair: title, brand, color, then (clipped) bullets/description."""
+    parts = [ex.product_title]
+    if ex.product_brand:
+        parts.append(f"brand: {ex.product_brand}")
+    if ex.product_color:
+        parts.append(f"color: {ex.product_color}")
+    if ex.product_bullets:
+        parts.append(" ".join(ex.product_bullets.split())[:bullets_chars])
+    if ex.product_description:
+        parts.append(" ".join(ex.product_description.split())[:description_chars])
+    return " | ".join(p for p in parts if p)
+
+
+def source_text(task_name: str, ex: Any) -> str:
+    """Input text of a text-generation example (review_summ, desc_gen)."""
+    if task_name == "review_summ":
+        head = f"{ex.product_title}: " if ex.product_title else ""
+        return head + " ".join(r.strip() for r in ex.reviews if r and r.strip())
+    if task_name == "desc_gen":
+        parts = [f"title: {ex.title}"]
+        for name in ("brand", "color", "category"):
+            if getattr(ex, name):
+                parts.append(f"{name}: {getattr(ex, name)}")
+        if ex.bullets:
+            parts.append("features: " + " ; ".join(b.strip() for b in ex.bullets if b))
+        return " | ".join(parts)
+    raise ValueError(f"no source text for task {task_name!r}")
+
+
+def target_texts(task_name: str, ex: Any) -> list[str]:
+    """Reference texts to train on (FewSum has several summaries per product)."""
+    if task_name == "review_summ":
+        return [s for s in ex.summaries if s and s.strip()]
+    if task_name == "desc_gen":
+        return [ex.description] if ex.description and ex.description.strip() else []
+    raise ValueError(f"no targets for task {task_name!r}")
+
+
+# ---------------------------------------------------------------- torch plumbing
+
+
+def seed_all(seed: int) -> None:
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def pick_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def pad_batch(features: Sequence[dict[str, Any]], pad_id: int, device: str = "cpu") -> dict:
+    """Dynamic padding to the longest row: ids with ``pad_id``, list labels with -100."""
+    import torch
+
+    width = max(len(f["input_ids"]) for f in features)
+    out: dict[str, Any] = {}
+    for key in features[0]:
+        values = [f[key] for f in features]
+        if key == "labels" and not isinstance(values[0], list):
+            out[key] = torch.tensor(values)
+            continue
+        if key == "labels":
+            lw = max(len(v) for v in values)
+            out[key] = torch.tensor([v + [-100] * (lw - len(v)) for v in values])
+            continue
+        fill = pad_id if key == "input_ids" else 0
+        out[key] = torch.tensor([v + [fill] * (width - len(v)) for v in values])
+    return {k: v.to(device) for k, v in out.items()}
+
+
+def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> Iterator[list[int]]:
+    """Index batches of similar length (less padding at prediction time)."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    for start in range(0, len(order), batch_size):
+        yield order[start : start + batch_size]
+
+
+def train_loop(
+    model: Any,
+    features: Sequence[dict[str, Any]],
+    *,
+    pad_id: int,
+    evaluate: Callable[[], float] | None,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    weight_decay: float = 0.01,
+    warmup_ratio: float = 0.1,
+    patience: int = 2,
+    eval_every: int = 0,
+    seed: int = 0,
+    device: str = "cpu",
+    desc: str = "train",
+) -> dict[str, Any]:
+    """AdamW + linear warmup/decay; evaluate on dev every ``eval_every`` steps (0 = each
+    epoch), keep the best weights, stop after ``patience`` evaluations without gain.
+
+    ``evaluate`` returns the dev main metric (higher is better); None trains all epochs.
+    Returns a log: best score, best step, evaluations, steps run, seconds.
+    """
+    import torch
+    from tqdm.auto import tqdm
+    from transformers import get_linear_schedule_with_warmup
+
+    if not features:
+        raise ValueError("no training examples")
+    rng = random.Random(seed)
+    steps_per_epoch = (len(features) + batch_size - 1) // batch_size
+    total = max(1, steps_per_epoch * epochs)
+    decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim < 2]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0}],
+        lr=lr,
+        foreach=True,
+    )
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(warmup_ratio * total), total)
+    log: dict[str, Any] = {"best_score": None, "best_step": 0, "evals": [], "stopped_early": False}
+    best_state: dict[str, Any] | None = None
+    bad_evals = 0
+    step = 0
+    start = time.perf_counter()
+
+    def run_eval() -> bool:
+        """Evaluate; return True when training should stop."""
+        nonlocal best_state, bad_evals
+        model.eval()
+        score = float(evaluate())
+        model.train()
+        log["evals"].append({"step": step, "score": round(score, 5)})
+        if log["best_score"] is None or score > log["best_score"]:
+            log["best_score"], log["best_step"], bad_evals = score, step, 0
+            best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+        else:
+            bad_evals += 1
+        tqdm.write(f"[{desc}] step {step}: dev {score:.4f} (best {log['best_score']:.4f})")
+        return bad_evals >= patience
+
+    model.to(device).train()
+    bar = tqdm(total=total, desc=desc, unit="step")
+    stop = False
+    for _epoch in range(epochs):
+        order = list(range(len(features)))
+        rng.shuffle(order)
+        for b in range(steps_per_epoch):
+            rows = [features[i] for i in order[b * batch_size : (b + 1) * batch_size]]
+            batch = pad_batch(rows, pad_id, device)
+            loss = model(**batch).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+            if evaluate is not None and eval_every and step % eval_every == 0:
+                if stop := run_eval():
+                    break
+        if stop:
+            log["stopped_early"] = True
+            break
+        if evaluate is not None and not eval_every:
+            if stop := run_eval():
+                log["stopped_early"] = step < total
+                break
+    if evaluate is not None and eval_every and step % eval_every and not stop:
+        run_eval()
+    bar.close()
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    log["steps"] = step
+    log["train_loop_seconds"] = round(time.perf_counter() - start, 3)
+    return log

@@ -1,0 +1,600 @@
+"""LoRA instruction tuning of a decoder LLM — the whole recipe, top to bottom.
+
+``fit`` reads like a torchtune recipe:
+
+1. load the base model (``llm.load_llm``) and wrap it with a PEFT LoRA adapter;
+2. tokenize chat-templated examples (``lora_data``), optionally mixed with
+   other tasks' training sets (temperature sampling);
+3. per epoch, length-bucketed batches (almost no padding), sharded across
+   processes; the loss runs the decoder, gathers the hidden states of answer
+   positions only and projects just those onto the vocabulary;
+4. AdamW + warmup/decay schedule, gradient accumulation, gradient clipping;
+5. every ``checkpoint_every`` steps an atomic checkpoint (adapter, optimizer,
+   scheduler, RNG, step) that a re-run with the same config resumes from.
+
+Device placement and DDP come from ``accelerate.Accelerator``: the same code
+runs on one CPU (default), one GPU (``device="auto"``) or under
+``accelerate launch`` / ``torchrun`` (each process takes every n-th batch;
+only the main process writes). ``epochs=0`` or ``max_steps=0`` is the
+zero-shot base model (the adapter stays at its no-op initialisation).
+
+Saved layout (``save(dir)``): ``method.json`` + ``adapter/`` (standard PEFT:
+``adapter_config.json`` + ``adapter_model.safetensors``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import random
+import shutil
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ecomlm.io import read_json, write_json
+from ecomlm.methods import lora_data
+from ecomlm.methods.base import METHOD_FILE, config_from_dict, method_header
+from ecomlm.methods.llm import end_of_turn_id, generate, load_llm, score_labels
+from ecomlm.tasks.base import Prediction, Task
+
+ADAPTER_DIR = "adapter"
+CHECKPOINT_DIR = "checkpoint"
+STATE_FILE = "trainer_state.pt"
+
+# Generation budget per task when ``max_new_tokens`` is not set.
+MAX_NEW_TOKENS = {"esci": 8, "queryner": 64, "review_summ": 64, "desc_gen": 96}
+
+# Config fields that do not change what training computes (left out of the
+# checkpoint fingerprint, so e.g. a different work_dir still resumes).
+_NOT_TRAINING = {
+    "work_dir", "resume", "checkpoint_every", "esci_inference", "max_new_tokens",
+    "eval_batch_size", "num_beams", "log_every", "adapter_path",
+}  # fmt: skip
+
+
+def adapter_dir(path: str | Path) -> Path:
+    """The PEFT adapter folder inside a run folder, a saved ``model/`` folder, or itself."""
+    given = Path(path)
+    for folder in (given / "model" / ADAPTER_DIR, given / ADAPTER_DIR, given):
+        if (folder / "adapter_config.json").is_file():
+            return folder
+    raise FileNotFoundError(
+        f"{given} holds no PEFT adapter: expected <run>/model/adapter/, <model>/adapter/ "
+        "or a folder with adapter_config.json"
+    )
+
+
+class AnswerOnlyLoss(torch.nn.Module):
+    """Cross-entropy on answer tokens, projecting only their hidden states to the vocabulary.
+
+    A module (not a function) so DDP wraps it and its forward syncs gradients.
+    """
+
+    def __init__(self, peft_model: Any) -> None:
+        super().__init__()
+        self.peft_model = peft_model
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        positions: torch.Tensor,
+        targets: torch.Tensor,
+    ) -> torch.Tensor:
+        lm = self.peft_model.get_base_model()  # the CausalLM, LoRA layers injected
+        hidden = lm.get_decoder()(
+            input_ids=input_ids, attention_mask=attention_mask, use_cache=False
+        ).last_hidden_state
+        picked = hidden.reshape(-1, hidden.shape[-1]).index_select(0, positions)
+        logits = lm.get_output_embeddings()(picked).float()
+        cap = getattr(lm.config, "final_logit_softcapping", None)
+        if cap:
+            logits = torch.tanh(logits / cap) * cap
+        return torch.nn.functional.cross_entropy(logits, targets)
+
+
+class LoraMethod:
+    """LoRA instruction tuning (single- or mixed-task) with label scoring / generation."""
+
+    name = "lora"
+
+    @dataclass
+    class Config:
+        base_model: str = "smollm2"  # bundled name, local folder or HF id
+        # LoRA (eCeLLM defaults)
+        r: int = 16
+        alpha: int = 16
+        dropout: float = 0.05
+        target_modules: str | list[str] = "all-linear"
+        # optimisation
+        lr: float = 2e-4
+        scheduler: str = "cosine"  # any transformers.get_scheduler name
+        warmup_ratio: float = 0.03
+        weight_decay: float = 0.0
+        max_grad_norm: float = 1.0
+        epochs: float = 1.0
+        max_steps: int | None = None  # optimizer steps; overrides epochs; 0 = zero-shot
+        batch_size: int = 8  # examples per micro-batch (per process)
+        batch_tokens: int | None = None  # also cap padded tokens per micro-batch
+        grad_accum: int = 1
+        max_length: int = 512
+        seed: int = 0
+        # mixed-task training: extra task name -> data source
+        mix_tasks: dict[str, str] = field(default_factory=dict)
+        mix_temperature: float = 1.0
+        # use an existing adapter (run / model / PEFT folder); fit() then trains nothing
+        adapter_path: str | None = None
+        # inference
+        esci_inference: str = "score"  # "score" | "generate"
+        max_new_tokens: int | None = None  # default per task: MAX_NEW_TOKENS
+        num_beams: int = 1
+        eval_batch_size: int = 16
+        # checkpointing: <work_dir>/checkpoint, else a cache folder keyed by the run
+        work_dir: str | None = None
+        checkpoint_every: int = 50  # optimizer steps; 0 = never
+        resume: bool = True
+        # hardware
+        device: str = "cpu"  # "cpu" | "auto" (accelerate picks GPU / DDP rank)
+        dtype: str = "float32"  # weights' dtype
+        mixed_precision: str = "no"  # "no" | "bf16" | "fp16" (accelerate autocast)
+        gradient_checkpointing: bool = False
+        log_every: int = 10
+
+    def __init__(self, task: Task, config: LoraMethod.Config | None = None) -> None:
+        self.task = task
+        self.config = config or self.Config()
+        self._check_config()
+        self.model: Any = None
+        self.tokenizer: Any = None
+        self.history: list[dict[str, float]] = []
+        self.extra_cost: dict[str, Any] = {}
+        self.resumed_from = 0
+
+    def _check_config(self) -> None:
+        cfg = self.config
+        if cfg.esci_inference not in ("score", "generate"):
+            raise ValueError(
+                f"esci_inference must be 'score' or 'generate', not {cfg.esci_inference!r}"
+            )
+        for name in ("r", "batch_size", "grad_accum", "max_length", "eval_batch_size"):
+            if getattr(cfg, name) < 1:
+                raise ValueError(f"method 'lora': {name} must be >= 1, got {getattr(cfg, name)}")
+        if cfg.max_steps is not None and cfg.max_steps < 0:
+            raise ValueError(f"method 'lora': max_steps must be >= 0, got {cfg.max_steps}")
+        if cfg.epochs < 0:
+            raise ValueError(f"method 'lora': epochs must be >= 0, got {cfg.epochs}")
+
+    # ------------------------------------------------------------------ model
+    def _load(self, adapter: str | Path | None, trainable: bool) -> None:
+        from peft import LoraConfig, PeftModel, get_peft_model
+
+        model, tokenizer = load_llm(self.config.base_model, dtype=self.config.dtype)
+        if adapter is not None:
+            model = PeftModel.from_pretrained(
+                model, str(adapter_dir(adapter)), is_trainable=trainable
+            )
+        else:
+            cfg = self.config
+            lora = LoraConfig(
+                r=cfg.r,
+                lora_alpha=cfg.alpha,
+                lora_dropout=cfg.dropout,
+                target_modules=cfg.target_modules,
+                task_type="CAUSAL_LM",
+            )
+            model = get_peft_model(model, lora)
+        self.model, self.tokenizer = model, tokenizer
+
+    # ------------------------------------------------------------------ data
+    def _training_examples(self, train: list[Any]) -> dict[str, list[lora_data.TrainExample]]:
+        """Tokenized training examples per task (this task + ``mix_tasks``)."""
+        cfg, tok = self.config, self.tokenizer
+        eot = end_of_turn_id(tok)
+        groups = {
+            self.task.name: [
+                lora_data.encode_example(tok, self.task, ex, cfg.max_length, eot) for ex in train
+            ]
+        }
+        if cfg.mix_tasks:
+            from ecomlm.data import load_splits, subsample
+            from ecomlm.tasks import get_task
+
+            for name, source in cfg.mix_tasks.items():
+                if name == self.task.name:
+                    raise ValueError(f"mix_tasks repeats the run's own task {name!r}")
+                task = get_task(name)
+                extra = load_splits(name, source, seed=cfg.seed)["train"]
+                extra = subsample(extra, min(len(train), len(extra)), seed=cfg.seed, task=task)
+                groups[name] = [
+                    lora_data.encode_example(tok, task, ex, cfg.max_length, eot) for ex in extra
+                ]
+        return groups
+
+    def _epoch_batches(
+        self, groups: dict[str, list[lora_data.TrainExample]], epoch: int, rank: int, world: int
+    ) -> list[list[lora_data.TrainExample]]:
+        """This process's micro-batches of one epoch (same on every re-run: seeded).
+
+        Global batches of ``batch_size * world`` examples are built exactly as a
+        single process would build them; process ``rank`` takes every world-th
+        example of each, so N processes see the same global batches as one.
+        """
+        cfg = self.config
+        seed = cfg.seed * 1000 + epoch
+        if len(groups) > 1:
+            examples = lora_data.mixed_sample(groups, cfg.mix_temperature, seed=seed)
+        else:
+            examples = next(iter(groups.values()))
+        lengths = [len(e) for e in examples]
+        cap = cfg.batch_tokens * world if cfg.batch_tokens else None
+        batches = lora_data.length_batches(lengths, cfg.batch_size * world, cap, seed=seed)
+        return [[examples[i] for i in b[rank::world]] for b in batches if len(b) >= world]
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, train: list[Any], dev: list[Any] | None = None) -> LoraMethod:
+        """Train the adapter on ``train`` (``dev`` is unused: a fixed step budget)."""
+        cfg = self.config
+        if cfg.adapter_path is not None:
+            self._load(cfg.adapter_path, trainable=False)
+            self.extra_cost = {"adapter_path": str(adapter_dir(cfg.adapter_path))}
+            return self
+        from accelerate import Accelerator
+        from transformers import get_scheduler
+
+        torch.manual_seed(cfg.seed)
+        random.seed(cfg.seed)
+        accelerator = Accelerator(cpu=cfg.device == "cpu", mixed_precision=cfg.mixed_precision)
+        self._load(None, trainable=True)
+        groups = self._training_examples(train)
+        rank, world = accelerator.process_index, accelerator.num_processes
+        plans: dict[int, list] = {}
+
+        def plan(epoch: int) -> list[list[lora_data.TrainExample]]:
+            if epoch not in plans:
+                plans.clear()
+                plans[epoch] = self._epoch_batches(groups, epoch, rank, world)
+            return plans[epoch]
+
+        per_epoch = len(plan(0)) // cfg.grad_accum
+        if cfg.max_steps is not None:
+            total = cfg.max_steps
+        else:
+            total = math.ceil(cfg.epochs * per_epoch)
+        if total > 0 and per_epoch == 0:
+            raise ValueError(
+                f"method 'lora': {sum(map(len, groups.values()))} training examples give no "
+                f"full step of batch_size={cfg.batch_size} x grad_accum={cfg.grad_accum} "
+                f"on {world} process(es); lower batch_size or grad_accum"
+            )
+        n_examples = {k: len(v) for k, v in groups.items()}
+        self.extra_cost = {"train_steps": total, "train_examples_per_task": n_examples}
+        if total == 0:  # zero-shot: keep the no-op adapter
+            self.model.eval()
+            return self
+
+        model = self.model
+        if cfg.gradient_checkpointing:
+            model.get_base_model().gradient_checkpointing_enable(
+                gradient_checkpointing_kwargs={"use_reentrant": False}
+            )
+        model.train()
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        scheduler = get_scheduler(
+            cfg.scheduler,
+            optimizer,
+            num_warmup_steps=math.ceil(cfg.warmup_ratio * total),
+            num_training_steps=total,
+        )
+        loss_module, optimizer = accelerator.prepare(AnswerOnlyLoss(model), optimizer)
+
+        fingerprint = self._fingerprint(groups, world)
+        ckpt = self._checkpoint_dir(fingerprint)
+        step = 0
+        if ckpt is not None and cfg.resume:
+            step = _load_checkpoint(ckpt, fingerprint, model, optimizer, scheduler)
+        self.resumed_from = step
+
+        pad = self.tokenizer.pad_token_id
+        tokens = answer_tokens = padded = 0
+        start_time, start_cpu = time.perf_counter(), time.process_time()
+        self.history = []
+        epoch, done = _locate(step, plan, cfg.grad_accum)
+        while step < total:
+            batches = plan(epoch)
+            n_updates = len(batches) // cfg.grad_accum
+            for update in range(done, n_updates):
+                if step >= total:
+                    break
+                micro = batches[update * cfg.grad_accum : (update + 1) * cfg.grad_accum]
+                loss_sum = 0.0
+                for i, examples in enumerate(micro):
+                    batch = {
+                        k: v.to(accelerator.device)
+                        for k, v in lora_data.collate(examples, pad).items()
+                    }
+                    sync = i == len(micro) - 1
+                    # DDP: all-reduce gradients only on the last micro-batch of a step
+                    with accelerator.no_sync(loss_module) if not sync else nullcontext():
+                        with accelerator.autocast():
+                            loss = loss_module(**batch) / len(micro)
+                        accelerator.backward(loss)
+                    loss_sum += accelerator.reduce(loss.detach(), "mean").item()
+                    tokens += int(batch["attention_mask"].sum())
+                    padded += int(batch["attention_mask"].numel())
+                    answer_tokens += int(batch["targets"].numel())
+                if cfg.max_grad_norm:
+                    accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                step += 1
+                self.history.append(
+                    {"step": step, "loss": loss_sum, "lr": scheduler.get_last_lr()[0]}
+                )
+                if cfg.log_every and step % cfg.log_every == 0 and accelerator.is_main_process:
+                    print(f"[lora] step {step}/{total} loss {loss_sum:.4f}", flush=True)
+                if ckpt is not None and cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
+                    accelerator.wait_for_everyone()
+                    if accelerator.is_main_process:
+                        _save_checkpoint(ckpt, fingerprint, step, model, optimizer, scheduler)
+            epoch, done = epoch + 1, 0
+
+        seconds = time.perf_counter() - start_time
+        cpu_seconds = time.process_time() - start_cpu
+        accelerator.wait_for_everyone()
+        self.model = accelerator.unwrap_model(loss_module).peft_model
+        if cfg.gradient_checkpointing:
+            self.model.get_base_model().gradient_checkpointing_disable()
+        self.model.eval()
+        if ckpt is not None and accelerator.is_main_process:
+            shutil.rmtree(ckpt, ignore_errors=True)  # finished: the adapter is saved by save()
+        self.extra_cost.update(
+            {
+                "train_tokens": tokens * world,
+                "train_answer_tokens": answer_tokens * world,
+                "train_padded_tokens": padded * world,
+                "train_tokens_per_second": round(tokens * world / max(seconds, 1e-9), 1),
+                "train_loop_seconds": round(seconds, 3),
+                "train_loop_cpu_seconds": round(cpu_seconds, 3),  # this process, all threads
+                "final_loss": round(self.history[-1]["loss"], 4) if self.history else None,
+                "resumed_from_step": self.resumed_from,
+            }
+        )
+        return self
+
+    def _fingerprint(self, groups: dict[str, list[lora_data.TrainExample]], world: int) -> str:
+        """Hash of everything that shapes training: config, task, data, process count."""
+        cfg = {k: v for k, v in dataclasses.asdict(self.config).items() if k not in _NOT_TRAINING}
+        h = hashlib.sha256()
+        h.update(
+            json.dumps(
+                [cfg, self.task.name, getattr(self.task, "options", {}), world],
+                sort_keys=True,
+                default=str,
+            ).encode()
+        )
+        for name in sorted(groups):
+            h.update(name.encode())
+            for ex in groups[name]:
+                h.update(json.dumps([ex.n_prompt, ex.input_ids]).encode())
+        return h.hexdigest()
+
+    def _checkpoint_dir(self, fingerprint: str) -> Path | None:
+        if not self.config.checkpoint_every:
+            return None
+        if self.config.work_dir:
+            return Path(self.config.work_dir) / CHECKPOINT_DIR
+        from ecomlm.models import cache_dir
+
+        return cache_dir() / "lora-checkpoints" / fingerprint[:16]
+
+    @torch.no_grad()
+    def loss(self, examples: list[Any]) -> float:
+        """Mean answer-token cross-entropy of the current model on ``examples`` (e.g. dev)."""
+        if self.model is None:
+            raise RuntimeError("method 'lora' is not fitted: call fit() or load() first")
+        cfg, tok = self.config, self.tokenizer
+        eot = end_of_turn_id(tok)
+        encoded = [
+            lora_data.encode_example(tok, self.task, ex, cfg.max_length, eot) for ex in examples
+        ]
+        loss_module = AnswerOnlyLoss(self.model).eval()
+        device = next(self.model.parameters()).device
+        total = count = 0.0
+        for b in lora_data.length_batches([len(e) for e in encoded], cfg.eval_batch_size):
+            batch = lora_data.collate([encoded[i] for i in b], tok.pad_token_id)
+            n = batch["targets"].numel()
+            total += loss_module(**{k: v.to(device) for k, v in batch.items()}).item() * n
+            count += n
+        return total / max(count, 1)
+
+    # ------------------------------------------------------------------ predict
+    def _max_new_tokens(self) -> int:
+        if self.config.max_new_tokens is not None:
+            return self.config.max_new_tokens
+        return MAX_NEW_TOKENS.get(self.task.name, 128)
+
+    def predict(self, examples: list[Any]) -> list[Prediction]:
+        if self.model is None:
+            raise RuntimeError("method 'lora' is not fitted: call fit() or load() first")
+        if not examples:
+            return []
+        cfg, tok, task = self.config, self.tokenizer, self.task
+        scoring = bool(task.labels) and cfg.esci_inference == "score"
+        new_tokens = 0 if scoring else self._max_new_tokens()
+        budget = max(cfg.max_length - new_tokens, 16)
+        prompts = [lora_data.prompt_ids(tok, task, ex, budget) for ex in examples]
+        merged = _merge(self.model)
+        try:
+            if scoring:
+                labels = list(task.labels)
+                probs = score_labels(self.model, tok, prompts, labels, cfg.eval_batch_size)
+                out = []
+                for ex, p in zip(examples, probs, strict=True):
+                    best = max(p, key=p.get)
+                    pred = task.parse(best, ex)
+                    pred.scores = p
+                    out.append(pred)
+                return out
+            texts = generate(
+                self.model, tok, prompts, new_tokens, cfg.eval_batch_size, cfg.num_beams
+            )
+            return [task.parse(t, ex) for t, ex in zip(texts, examples, strict=True)]
+        finally:
+            if merged:
+                self.model.unmerge_adapter()
+
+    # ------------------------------------------------------------------ save / load
+    def save(self, path: str | Path) -> None:
+        if self.model is None:
+            raise RuntimeError("method 'lora' is not fitted: nothing to save")
+        if not _is_main_process():  # DDP: rank 0 writes, the others hold the same weights
+            return
+        out = Path(path)
+        out.mkdir(parents=True, exist_ok=True)
+        _save_adapter(self.model, out / ADAPTER_DIR)
+        write_json(out / METHOD_FILE, method_header(self))
+
+    @classmethod
+    def load(cls, path: str | Path) -> LoraMethod:
+        from ecomlm.tasks import get_task
+
+        header = read_json(Path(path) / METHOD_FILE)
+        config = config_from_dict(cls.Config, header["config"], where=f"{path}/{METHOD_FILE}: ")
+        method = cls(get_task(header["task"], **header.get("task_options", {})), config)
+        method._load(Path(path) / ADAPTER_DIR, trainable=False)
+        method.model.eval()
+        return method
+
+    @classmethod
+    def from_adapter(
+        cls, task: Task, adapter: str | Path, base_model: str | None = None, **config: Any
+    ) -> LoraMethod:
+        """A ready-to-predict method over ``base_model`` + an existing adapter folder."""
+        folder = adapter_dir(adapter)
+        if base_model is None:
+            base_model = read_json(folder / "adapter_config.json")["base_model_name_or_path"]
+        config = {k: v for k, v in config.items() if v is not None}
+        cfg = config_from_dict(
+            cls.Config, {**config, "base_model": base_model, "adapter_path": str(folder)}
+        )
+        return cls(task, cfg).fit([])
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _is_main_process() -> bool:
+    dist = torch.distributed
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+def _merge(model: Any) -> bool:
+    """Fold LoRA weights into the base weights for faster inference (undone after)."""
+    if hasattr(model, "merge_adapter") and not getattr(model.base_model, "merged", False):
+        model.merge_adapter()
+        return True
+    return False
+
+
+def _locate(step: int, plan: Any, grad_accum: int) -> tuple[int, int]:
+    """(epoch, update within epoch) of global optimizer step ``step``."""
+    epoch = 0
+    while True:
+        n = len(plan(epoch)) // grad_accum
+        if step < n:
+            return epoch, step
+        step -= n
+        epoch += 1
+
+
+def _save_adapter(model: Any, target: Path) -> None:
+    """PEFT ``save_pretrained`` into a temp folder, then swapped in (never half-written)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(str(tmp))
+    old = target.with_name(f".{target.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        target.rename(old)
+    tmp.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _rng_state() -> dict[str, Any]:
+    import numpy as np
+
+    return {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+    }
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    import numpy as np
+
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _save_checkpoint(
+    folder: Path, fingerprint: str, step: int, model: Any, optimizer: Any, scheduler: Any
+) -> None:
+    """Adapter + optimizer + scheduler + RNG + step, written to a temp folder then swapped in."""
+    tmp = folder.with_name(f".{folder.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    model.save_pretrained(str(tmp / ADAPTER_DIR))
+    state = {
+        "fingerprint": fingerprint,
+        "step": step,
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "rng": _rng_state(),
+    }
+    torch.save(state, tmp / STATE_FILE)
+    old = folder.with_name(f".{folder.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if folder.exists():
+        folder.rename(old)
+    tmp.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _load_checkpoint(
+    folder: Path, fingerprint: str, model: Any, optimizer: Any, scheduler: Any
+) -> int:
+    """Restore a matching checkpoint; returns the step to continue from (0: none)."""
+    if not (folder / STATE_FILE).exists():
+        old = folder.with_name(f".{folder.name}.old")  # crash between the two renames
+        if not (old / STATE_FILE).exists():
+            return 0
+        folder = old
+    state = torch.load(folder / STATE_FILE, weights_only=False)
+    if state.get("fingerprint") != fingerprint:
+        print(f"[lora] ignoring checkpoint {folder}: made with another config or data", flush=True)
+        return 0
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    weights = load_file(str(folder / ADAPTER_DIR / "adapter_model.safetensors"))
+    set_peft_model_state_dict(model, weights)
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    _set_rng_state(state["rng"])
+    print(f"[lora] resumed from {folder} at step {state['step']}", flush=True)
+    return int(state["step"])

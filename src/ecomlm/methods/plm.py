@@ -1,0 +1,231 @@
+"""Fine-tuned BERT-style encoders: a cross-encoder classifier for ``esci`` and a
+word-level token tagger for ``queryner``.
+
+Default encoder: the bundled all-MiniLM-L6-v2 BERT (``ecomlm.models.encoder_path``);
+any local folder or Hugging Face id works. The tagger labels the first word-piece of
+each word (others get -100, ignored by the loss) and predicts one tag per word.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ecomlm.io import read_json, write_json
+from ecomlm.methods.base import METHOD_FILE, config_from_dict, method_header
+from ecomlm.methods.hf_train import (
+    check_examples,
+    esci_product_text,
+    length_sorted_batches,
+    pad_batch,
+    pick_device,
+    require_task,
+    seed_all,
+    train_loop,
+)
+from ecomlm.tasks.base import Prediction
+
+
+@dataclass
+class BertConfig:
+    model: str = "minilm"  # bundled name, local folder or HF id
+    max_length: int = 128  # word-pieces per input (query + product text for esci)
+    epochs: int = 3
+    batch_size: int = 16
+    lr: float = 5e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    freeze_embeddings: bool = True  # keep the word-embedding matrix fixed (2-3x faster on CPU)
+    patience: int = 2  # dev evaluations without improvement before stopping
+    eval_every: int = 0  # steps between dev evaluations; 0 = once per epoch
+    max_dev: int = 500  # dev examples used for early stopping (first N)
+    eval_batch_size: int = 64
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda
+
+
+class BertMethod:
+    name = "bert"
+    Config = BertConfig
+    supported_tasks = ("esci", "queryner")
+
+    def __init__(self, task: Any, config: BertConfig | None = None) -> None:
+        require_task(self.name, task, self.supported_tasks)
+        self.task = task
+        self.config = config or BertConfig()
+        self.labels: list[str] = []
+        self.model: Any = None
+        self.tokenizer: Any = None
+        self.extra_cost: dict[str, Any] = {}
+        self.fit_log: dict[str, Any] = {}  # dev score per evaluation, saved in method.json
+
+    @property
+    def _tagger(self) -> bool:
+        return self.task.name == "queryner"
+
+    # ------------------------------------------------------------------ encoding
+
+    def _encode(self, ex: Any, with_label: bool) -> tuple[dict[str, Any], list[int | None]]:
+        """Features of one example, plus the word index of each word-piece (tagger)."""
+        tok, n = self.tokenizer, self.config.max_length
+        if self._tagger:
+            enc = tok(ex.tokens, is_split_into_words=True, truncation=True, max_length=n)
+            word_ids = enc.word_ids()
+            feats = dict(enc)
+            if with_label:
+                ids = {t: i for i, t in enumerate(self.labels)}
+                labels, prev = [], None
+                for w in word_ids:
+                    labels.append(-100 if w is None or w == prev else ids.get(ex.tags[w], 0))
+                    prev = w
+                feats["labels"] = labels
+            return feats, word_ids
+        enc = tok(ex.query, esci_product_text(ex), truncation="longest_first", max_length=n)
+        feats = dict(enc)
+        if with_label:
+            feats["labels"] = self.labels.index(self.task.gold(ex))
+        return feats, []
+
+    # ------------------------------------------------------------------ protocol
+
+    def fit(self, train: list[Any], dev: list[Any] | None = None) -> BertMethod:
+        from transformers import (
+            AutoModelForSequenceClassification,
+            AutoModelForTokenClassification,
+            AutoTokenizer,
+        )
+
+        from ecomlm.models import encoder_path
+
+        cfg = self.config
+        check_examples(self.task, train, need_gold=True)
+        if dev:
+            check_examples(self.task, dev, need_gold=True)
+        seed_all(cfg.seed)
+        if self._tagger:
+            tags = {t for ex in train for t in ex.tags} | {"O"}
+            self.labels = ["O"] + sorted(tags - {"O"})
+        else:
+            self.labels = list(self.task.labels)
+        path = encoder_path(cfg.model)
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        auto = (
+            AutoModelForTokenClassification if self._tagger else AutoModelForSequenceClassification
+        )
+        self.model = auto.from_pretrained(
+            path,
+            num_labels=len(self.labels),
+            id2label=dict(enumerate(self.labels)),
+            label2id={lab: i for i, lab in enumerate(self.labels)},
+        )
+        if cfg.freeze_embeddings:
+            self.model.get_input_embeddings().weight.requires_grad_(False)
+        device = pick_device(cfg.device)
+        features = [self._encode(ex, with_label=True)[0] for ex in train]
+        dev_set = list(dev[: cfg.max_dev]) if dev else []
+
+        def evaluate() -> float:
+            return self.task.score(dev_set, self.predict(dev_set))[self.task.main_metric]
+
+        log = train_loop(
+            self.model,
+            features,
+            pad_id=self.tokenizer.pad_token_id,
+            evaluate=evaluate if dev_set else None,
+            epochs=cfg.epochs,
+            batch_size=cfg.batch_size,
+            lr=cfg.lr,
+            weight_decay=cfg.weight_decay,
+            warmup_ratio=cfg.warmup_ratio,
+            patience=cfg.patience,
+            eval_every=cfg.eval_every,
+            seed=cfg.seed,
+            device=device,
+            desc=f"bert/{self.task.name}",
+        )
+        self.extra_cost = {
+            "parameters": sum(p.numel() for p in self.model.parameters()),
+            "trainable_parameters": sum(
+                p.numel() for p in self.model.parameters() if p.requires_grad
+            ),
+            "train_steps": log["steps"],
+            "best_dev_score": log["best_score"],
+            "best_step": log["best_step"],
+            "dev_evaluations": len(log["evals"]),
+            "stopped_early": log["stopped_early"],
+        }
+        self.fit_log = log
+        return self
+
+    def predict(self, examples: list[Any]) -> list[Prediction]:
+        import torch
+
+        if not examples:
+            return []
+        if self.model is None:
+            raise RuntimeError("BertMethod.predict called before fit() or load()")
+        check_examples(self.task, examples)
+        device = next(self.model.parameters()).device
+        encoded = [self._encode(ex, with_label=False) for ex in examples]
+        out: list[Prediction | None] = [None] * len(examples)
+        self.model.eval()
+        lengths = [len(f["input_ids"]) for f, _ in encoded]
+        with torch.inference_mode():
+            for idx in length_sorted_batches(lengths, self.config.eval_batch_size):
+                batch = pad_batch([encoded[i][0] for i in idx], self.tokenizer.pad_token_id)
+                logits = self.model(**{k: v.to(device) for k, v in batch.items()}).logits
+                probs = torch.softmax(logits.float(), -1).cpu()
+                for row, i in enumerate(idx):
+                    if self._tagger:
+                        out[i] = self._word_tags(examples[i], encoded[i][1], probs[row])
+                    else:
+                        p = probs[row].tolist()
+                        best = max(range(len(p)), key=p.__getitem__)
+                        scores = {lab: round(v, 6) for lab, v in zip(self.labels, p, strict=True)}
+                        out[i] = Prediction(value=self.labels[best], scores=scores)
+        return out  # type: ignore[return-value]
+
+    def _word_tags(self, ex: Any, word_ids: list[int | None], probs: Any) -> Prediction:
+        """One tag per word from its first word-piece; words cut by truncation get 'O'."""
+        tags = ["O"] * len(ex.tokens)
+        seen: set[int] = set()
+        for pos, w in enumerate(word_ids):
+            if w is not None and w not in seen:
+                seen.add(w)
+                tags[w] = self.labels[int(probs[pos].argmax())]
+        return Prediction(value=tags, raw=" ".join(tags))
+
+    def save(self, path: str | Path) -> None:
+        if self.model is None:
+            raise RuntimeError("BertMethod.save called before fit()")
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(path)
+        self.tokenizer.save_pretrained(path)
+        header = {**method_header(self), "labels": self.labels, "fit_log": self.fit_log}
+        write_json(path / METHOD_FILE, header)
+
+    @classmethod
+    def load(cls, path: str | Path) -> BertMethod:
+        from transformers import (
+            AutoModelForSequenceClassification,
+            AutoModelForTokenClassification,
+            AutoTokenizer,
+        )
+
+        from ecomlm.tasks import get_task
+
+        path = Path(path)
+        header = read_json(path / METHOD_FILE)
+        task = get_task(header["task"], **header.get("task_options", {}))
+        method = cls(task, config_from_dict(cls.Config, header["config"], where=f"{path}: "))
+        method.labels = list(header["labels"])
+        method.tokenizer = AutoTokenizer.from_pretrained(path)
+        auto = (
+            AutoModelForTokenClassification
+            if method._tagger
+            else AutoModelForSequenceClassification
+        )
+        method.model = auto.from_pretrained(path).to(pick_device(method.config.device)).eval()
+        return method

@@ -1,0 +1,324 @@
+"""Grid expansion: a validated study config -> the list of runs, in dependency order.
+
+Each run gets a stable id ``<task>-<label>-n<size>-s<seed>-<hash8>``; the hash is
+over the run's resolved ``RunSpec`` plus the ids of the runs it depends on, so
+the same config always gives the same ids (that is what makes resume work) and
+a changed setting gives a new run instead of silently reusing an old one.
+
+Run kinds (``family``): a method entry's name (classical, bert, seq2seq, lora,
+icl); ``lora-mixed`` (the training run of a mixed-task adapter is also its
+evaluation on the first task; the other tasks get evaluation-only runs that
+load that adapter); ``merge`` (evaluation of a merged adapter; depends on the
+adapter runs it merges).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from ecomlm.runs import RunSpec
+from ecomlm.study.config import (
+    AdapterRef,
+    MergeEntry,
+    MethodEntry,
+    MixedEntry,
+    StudyConfig,
+    StudyConfigError,
+    TrainSize,
+    entry_label,
+)
+
+
+@dataclass
+class PlannedRun:
+    id: str
+    label: str  # display label: the entry label, plus -k<k> for icl
+    entry: str  # the config entry's label
+    family: str  # classical | bert | seq2seq | lora | icl | lora-mixed | merge
+    task: str
+    train_size: TrainSize
+    seed: int
+    spec: RunSpec
+    deps: list[str] = field(default_factory=list)
+    # method-config keys filled at run time with the run folder(s) of other runs
+    inject: dict[str, str | list[str]] = field(default_factory=dict)
+    k: int | None = None
+    role: str = "train"  # train (fit + evaluate) | eval (loads another run's adapter)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PlannedRun:
+        return cls(**{**d, "spec": RunSpec(**d["spec"])})
+
+
+def size_tag(size: TrainSize) -> str:
+    if size is None:
+        return "nall"
+    if isinstance(size, float):
+        return f"f{size:g}"
+    return f"n{size}"
+
+
+def run_hash(spec: RunSpec, deps: list[str], inject: dict[str, Any]) -> str:
+    payload = {"spec": dataclasses.asdict(spec), "deps": deps, "inject": inject}
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def _make_run(
+    *,
+    label: str,
+    entry: str,
+    family: str,
+    spec: RunSpec,
+    deps: list[str] | None = None,
+    inject: dict[str, Any] | None = None,
+    k: int | None = None,
+    role: str = "train",
+) -> PlannedRun:
+    deps, inject = deps or [], inject or {}
+    digest = run_hash(spec, deps, inject)
+    run_id = f"{spec.task}-{label}-{size_tag(spec.train_size)}-s{spec.seed}-{digest}"
+    return PlannedRun(
+        id=run_id,
+        label=label,
+        entry=entry,
+        family=family,
+        task=spec.task,
+        train_size=spec.train_size,
+        seed=spec.seed,
+        spec=spec,
+        deps=deps,
+        inject=inject,
+        k=k,
+        role=role,
+    )
+
+
+def _largest(sizes: list[TrainSize]) -> TrainSize:
+    return max(sizes, key=lambda s: float("inf") if s is None else s)
+
+
+class _Grid:
+    def __init__(self, cfg: StudyConfig):
+        self.cfg = cfg
+        self.runs: list[PlannedRun] = []
+        self.by_key: dict[tuple, PlannedRun] = {}  # (entry, task, size, seed) -> run
+
+    def add(self, run: PlannedRun) -> None:
+        self.runs.append(run)
+        self.by_key.setdefault((run.entry, run.task, run.train_size, run.seed), run)
+
+    def spec(self, task: str, method: str, size: TrainSize, seed: int, config: dict) -> RunSpec:
+        t = self.cfg.task(task)
+        return RunSpec(
+            task=task,
+            method=method,
+            source=t.source,
+            train_size=size,
+            seed=seed,
+            task_options=dict(t.options),
+            method_config=config,
+            eval_split=t.eval_split,
+            max_eval=t.max_eval if t.max_eval is not None else self.cfg.max_eval,
+        )
+
+    def tasks_of(self, entry: Any) -> list[str]:
+        return list(entry.tasks or [t.name for t in self.cfg.tasks])
+
+    def sizes_of(self, entry: Any, task: str) -> list[TrainSize]:
+        if entry.train_sizes is not None:
+            return list(entry.train_sizes)
+        sizes = self.cfg.task(task).train_sizes or self.cfg.train_sizes
+        if isinstance(entry, MethodEntry) and entry.name == "icl":
+            return [_largest(sizes)]  # ICL only picks demonstrations: one pool size
+        return list(sizes)
+
+    def seeds_of(self, entry: Any) -> list[int]:
+        return list(entry.seeds or self.cfg.seeds)
+
+    def config_of(self, entry: Any, task: str) -> dict[str, Any]:
+        return {**entry.config, **entry.task_config.get(task, {})}
+
+
+def _expand_method(g: _Grid, entry: MethodEntry) -> None:
+    label = entry_label(entry)
+    for task in g.tasks_of(entry):
+        for size in g.sizes_of(entry, task):
+            for seed in g.seeds_of(entry):
+                config = g.config_of(entry, task)
+                if entry.k is None:
+                    spec = g.spec(task, entry.name, size, seed, config)
+                    g.add(_make_run(label=label, entry=label, family=entry.name, spec=spec))
+                    continue
+                for k in entry.k:
+                    spec = g.spec(task, entry.name, size, seed, {**config, "k": k})
+                    g.add(
+                        _make_run(label=f"{label}-k{k}", entry=label, family="icl", spec=spec, k=k)
+                    )
+
+
+def _expand_mixed(g: _Grid, entry: MixedEntry) -> None:
+    label = entry_label(entry)
+    tasks = g.tasks_of(entry)
+    first = tasks[0]
+    for size in g.sizes_of(entry, first):
+        for seed in g.seeds_of(entry):
+            # LoraMethod trains on its own task's data plus ``mix_tasks`` (the other tasks)
+            mix = {t: g.cfg.task(t).source for t in tasks[1:]}
+            config = {**g.config_of(entry, first), "mix_tasks": mix}
+            train = _make_run(
+                label=label,
+                entry=label,
+                family="lora-mixed",
+                spec=g.spec(first, "lora", size, seed, config),
+            )
+            g.add(train)
+            for task in tasks[1:]:
+                spec = g.spec(task, "lora", size, seed, g.config_of(entry, task))
+                g.add(
+                    _make_run(
+                        label=label,
+                        entry=label,
+                        family="lora-mixed",
+                        spec=spec,
+                        deps=[train.id],
+                        inject={"adapter_path": train.id},
+                        role="eval",
+                    )
+                )
+
+
+def _resolve_ref(
+    g: _Grid, where: str, ref: str | AdapterRef, task: str, size: TrainSize, seed: int
+) -> PlannedRun:
+    if isinstance(ref, str):
+        ref = AdapterRef(label=ref)
+    key_task = ref.task or task
+    key_size = ref.train_size if "train_size" in ref.model_fields_set else size
+    key_seed = ref.seed if ref.seed is not None else seed
+    run = g.by_key.get((ref.label, key_task, key_size, key_seed))
+    if run is None:
+        raise StudyConfigError(
+            f"{where}: no run of {ref.label!r} for task={key_task}, train_size={key_size}, "
+            f"seed={key_seed}; add that size/seed/task to the {ref.label!r} entry or pin "
+            "it in the reference ({label, task, train_size, seed})"
+        )
+    return run
+
+
+def _expand_merge(g: _Grid, i: int, entry: MergeEntry) -> None:
+    label = entry.label
+    refs = entry.adapters
+    ref_labels = [r if isinstance(r, str) else r.label for r in refs]
+    ref_tasks = sorted(
+        {r.task for r in g.runs if r.entry in ref_labels},
+        key=[t.name for t in g.cfg.tasks].index,
+    )
+    eval_tasks = list(entry.tasks or ref_tasks)
+    for task in eval_tasks:
+        for size in g.sizes_of(entry, task):
+            for seed in g.seeds_of(entry):
+                deps: list[str] = []
+                for j, ref in enumerate(refs):
+                    where = f"merges[{i}].adapters[{j}]"
+                    pinned_task = not isinstance(ref, str) and ref.task is not None
+                    if entry.across_tasks and not pinned_task:
+                        for t in eval_tasks:
+                            deps.append(_resolve_ref(g, where, ref, t, size, seed).id)
+                    else:
+                        deps.append(_resolve_ref(g, where, ref, task, size, seed).id)
+                if len(deps) < 2:
+                    raise StudyConfigError(
+                        f"merges[{i}]: merging needs at least 2 adapters, got {len(deps)} "
+                        f"for task {task} (set across_tasks: true or list more labels)"
+                    )
+                spec = g.spec(task, "merge", size, seed, g.config_of(entry, task))
+                g.add(
+                    _make_run(
+                        label=label,
+                        entry=label,
+                        family="merge",
+                        spec=spec,
+                        deps=deps,
+                        inject={"adapters": deps},
+                        role="eval",
+                    )
+                )
+
+
+def expand(cfg: StudyConfig, where: str = "") -> list[PlannedRun]:
+    """All runs of the study, each after the runs it depends on."""
+    g = _Grid(cfg)
+    try:
+        for entry in cfg.methods:
+            _expand_method(g, entry)
+        for entry in cfg.mixed:
+            _expand_mixed(g, entry)
+        for i, entry in enumerate(cfg.merges):
+            _expand_merge(g, i, entry)
+    except StudyConfigError as e:
+        raise StudyConfigError(f"{where}: {e}" if where else str(e)) from None
+    ids = [r.id for r in g.runs]
+    dup = {i for i in ids if ids.count(i) > 1}
+    if dup:
+        raise StudyConfigError(
+            f"{where or 'study'}: entries expand to the same run(s): {sorted(dup)}"
+        )
+    return g.runs
+
+
+def waves(runs: list[PlannedRun]) -> list[list[PlannedRun]]:
+    """Group runs into levels: every run's dependencies are in an earlier level."""
+    level: dict[str, int] = {}
+    for run in runs:  # expand() emits dependencies first
+        level[run.id] = 1 + max((level[d] for d in run.deps), default=-1)
+    out: list[list[PlannedRun]] = [[] for _ in range(max(level.values(), default=-1) + 1)]
+    for run in runs:
+        out[level[run.id]].append(run)
+    return out
+
+
+# --------------------------------------------------------------------------- estimates
+
+# Rough seconds on 2 idle CPU cores with the default small models (SmolLM2-135M,
+# MiniLM, MiniLM encoder-decoder): fixed start-up + per train example (per example
+# of max_steps x batch_size for LoRA) + per evaluated example. Guesses checked
+# against single runs (classical, bert), not yet calibrated end to end; real
+# times vary with text length and hardware.
+ESTIMATE: dict[str, tuple[float, float, float]] = {
+    "classical": (2.0, 0.002, 0.002),
+    "bert": (15.0, 0.15, 0.02),
+    "seq2seq": (10.0, 0.15, 0.25),
+    "lora": (15.0, 0.5, 0.3),
+    "lora-mixed": (15.0, 0.5, 0.3),
+    "icl": (10.0, 0.0, 0.6),
+    "merge": (12.0, 0.0, 0.3),
+}
+_FALLBACK = (10.0, 0.1, 0.2)
+_ASSUMED_SPLIT = 1000  # train/eval size assumed when the config says "all"
+
+
+def estimate_seconds(run: PlannedRun) -> float:
+    fixed, per_train, per_eval = ESTIMATE.get(run.family, _FALLBACK)
+    n_eval = run.spec.max_eval or _ASSUMED_SPLIT
+    if run.role == "eval":
+        return fixed + per_eval * n_eval
+    cfg = run.spec.method_config
+    size = run.train_size
+    n_train = size if isinstance(size, int) else _ASSUMED_SPLIT
+    if run.family in ("lora", "lora-mixed"):
+        tasks = len(cfg.get("mix_tasks") or {}) or 1
+        steps = cfg.get("max_steps")
+        batch = cfg.get("batch_size", 8)
+        epochs = cfg.get("epochs", 1)
+        work = steps * batch if steps else n_train * tasks * epochs
+        return fixed + per_train * work + per_eval * n_eval
+    epochs = cfg.get("epochs", 1) if isinstance(cfg.get("epochs", 1), int | float) else 1
+    return fixed + per_train * n_train * epochs + per_eval * n_eval

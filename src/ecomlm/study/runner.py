@@ -1,0 +1,396 @@
+"""Run a study: plan -> run each run once (resumable) -> results store -> report.
+
+* Dependency order: runs are grouped in waves (``grid.waves``); a run starts only
+  when every run it depends on is ``done``; otherwise it is recorded ``skipped``.
+* Each run writes its own folder ``<study>/<run-id>/`` through ``execute_run``.
+* Resume: a run whose row is ``done`` and whose ``metrics.json`` exists is skipped;
+  failed, skipped and unfinished runs are run again. A crash or Ctrl-C loses at
+  most the run in progress (rows are written after each run, atomically).
+* A failing run is recorded ``failed`` with its traceback (also in ``error.txt``
+  in its folder) and the study goes on.
+
+Executors are small functions ``(jobs) -> iterator of results``: ``local`` runs
+jobs one after another in this process; ``subprocess`` runs each job in a fresh
+Python process (honest peak memory per run, and a crash of one run cannot take
+the study down). A distributed executor (Ray, SLURM) is one more such function:
+submit ``run_job`` for every job of a wave and yield results as they complete.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ecomlm.io import atomic_write_text, read_json, write_json, write_yaml
+from ecomlm.study.config import StudyConfig, StudyConfigError
+from ecomlm.study.grid import PlannedRun, estimate_seconds, expand, waves
+from ecomlm.study.store import CONFIG_FILE, PLAN_FILE, ResultStore
+
+
+@dataclass
+class Job:
+    """Everything one run needs, as plain data (picklable / JSON-able for other processes)."""
+
+    run_id: str
+    run_dir: str
+    spec: dict[str, Any]  # RunSpec fields, method_config with run folders filled in
+    n_boot: int = 1000
+    boot_seed: int = 0
+    boot_budget_s: float = 5.0
+
+
+Executor = Callable[[list[Job]], Iterator[dict[str, Any]]]
+
+
+def run_job(job: Job) -> dict[str, Any]:
+    """Execute one run; never raises for a failing run (returns status ``failed``)."""
+    from ecomlm.runs import RunSpec, execute_run
+
+    run_dir = Path(job.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "error.txt").unlink(missing_ok=True)
+    start, cpu_start = time.perf_counter(), _cpu_seconds()
+    try:
+        metrics = execute_run(RunSpec(**job.spec), run_dir)
+    except Exception:
+        tb = traceback.format_exc()
+        atomic_write_text(run_dir / "error.txt", tb)
+        return {
+            "id": job.run_id,
+            "status": "failed",
+            "error": tb,
+            "seconds": round(time.perf_counter() - start, 3),
+            "cpu_seconds": round(_cpu_seconds() - cpu_start, 3),
+        }
+    result: dict[str, Any] = {
+        "id": job.run_id,
+        "status": "done",
+        "metrics": metrics,
+        "cost": read_json(run_dir / "cost.json"),
+        "seconds": round(time.perf_counter() - start, 3),
+        # CPU time of the run (all threads): on a shared machine a better measure of
+        # the work than wall time; wall time on k idle cores is >= cpu_seconds / k.
+        "cpu_seconds": round(_cpu_seconds() - cpu_start, 3),
+    }
+    if job.n_boot:
+        try:
+            from ecomlm.study.stats import run_stats
+
+            run_stats(run_dir, n_boot=job.n_boot, seed=job.boot_seed, budget_s=job.boot_budget_s)
+        except Exception:  # statistics must not turn a finished run into a failed one
+            result["stats_error"] = traceback.format_exc()
+    return result
+
+
+def _cpu_seconds() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def local_executor(jobs: list[Job]) -> Iterator[dict[str, Any]]:
+    for job in jobs:
+        yield run_job(job)
+
+
+def subprocess_executor(jobs: list[Job]) -> Iterator[dict[str, Any]]:
+    """One fresh Python process per run (``--isolate``)."""
+    for job in jobs:
+        job_file = Path(job.run_dir) / "job.json"
+        result_file = Path(job.run_dir) / "job_result.json"
+        result_file.unlink(missing_ok=True)
+        write_json(job_file, dataclasses.asdict(job))
+        start = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", "ecomlm.study.runner", str(job_file)])
+        if result_file.exists():
+            yield read_json(result_file)
+        else:
+            yield {
+                "id": job.run_id,
+                "status": "failed",
+                "error": f"worker process exited with code {proc.returncode} without a result",
+                "seconds": round(time.perf_counter() - start, 3),
+            }
+
+
+EXECUTORS: dict[str, Executor] = {"local": local_executor, "subprocess": subprocess_executor}
+
+
+# --------------------------------------------------------------------------- planning
+
+
+def study_dir_for(cfg: StudyConfig, out: str | Path | None = None) -> Path:
+    return Path(out) if out is not None else Path(cfg.output_dir) / cfg.name
+
+
+def check_method_configs(cfg: StudyConfig, where: str = "study") -> None:
+    """Validate task options and every method config with the classes' own validators.
+
+    Catches a typo in a LoRA option before hours of other runs, not after.
+    """
+    from ecomlm.methods import get_method_class
+    from ecomlm.methods.base import config_from_dict
+    from ecomlm.tasks import get_task
+
+    for i, t in enumerate(cfg.tasks):
+        try:
+            get_task(t.name, **t.options)
+        except Exception as e:
+            raise StudyConfigError(f"{where}: tasks[{i}].options: {e}") from None
+    all_tasks = [t.name for t in cfg.tasks]
+    sections: list[tuple[str, list, str | None]] = [
+        ("methods", cfg.methods, None),
+        ("mixed", cfg.mixed, "lora"),
+        ("merges", cfg.merges, "merge"),
+    ]
+    for section, entries, fixed in sections:
+        for i, entry in enumerate(entries):
+            name = fixed or entry.name
+            loc = f"{where}: {section}[{i}]"
+            try:
+                cls = get_method_class(name)
+            except Exception as e:
+                raise StudyConfigError(f"{loc}.name: method {name!r} unavailable: {e}") from None
+            extra: dict[str, Any] = {}
+            if section == "mixed":
+                extra["mix_tasks"] = {}
+            if getattr(entry, "k", None):
+                extra["k"] = entry.k[0]
+            for task in entry.tasks or all_tasks:
+                config = {**entry.config, **entry.task_config.get(task, {}), **extra}
+                sub = f".task_config.{task}" if task in entry.task_config else ".config"
+                try:
+                    config_from_dict(cls.Config, config, where=f"method {name!r}: ")
+                except Exception as e:
+                    raise StudyConfigError(f"{loc}{sub}: {e}") from None
+
+
+def _config_fields(method: str) -> set[str]:
+    from ecomlm.methods import get_method_class
+
+    try:
+        return {f.name for f in dataclasses.fields(get_method_class(method).Config)}
+    except Exception:
+        return set()
+
+
+def make_job(
+    run: PlannedRun,
+    study_dir: Path,
+    n_boot: int = 1000,
+    boot_seed: int = 0,
+    boot_budget_s: float = 5.0,
+) -> Job:
+    """Fill run-time values into the method config: dependency run folders, work_dir."""
+    run_dir = (study_dir / run.id).resolve()
+    config = dict(run.spec.method_config)
+    for key, ref in run.inject.items():
+        if isinstance(ref, list):
+            config[key] = [str((study_dir / r).resolve()) for r in ref]
+        else:
+            config[key] = str((study_dir / ref).resolve())
+    fields = _config_fields(run.spec.method)
+    if "work_dir" in fields and "work_dir" not in config:
+        config["work_dir"] = str(run_dir)  # LoRA checkpoints: resumable inside the run folder
+    if "seed" in fields and "seed" not in config:
+        config["seed"] = run.seed  # seed replicates vary the method's own randomness too
+    spec = {**dataclasses.asdict(run.spec), "method_config": config}
+    return Job(run.id, str(run_dir), spec, n_boot, boot_seed, boot_budget_s)
+
+
+def _meta(run: PlannedRun) -> dict[str, Any]:
+    return {
+        "label": run.label,
+        "entry": run.entry,
+        "family": run.family,
+        "task": run.task,
+        "train_size": run.train_size,
+        "seed": run.seed,
+        "k": run.k,
+        "role": run.role,
+        "deps": run.deps,
+    }
+
+
+def _fmt_seconds(s: float) -> str:
+    return f"{s / 60:.1f} min" if s >= 90 else f"{s:.0f} s"
+
+
+def plan_text(runs: list[PlannedRun], store: ResultStore) -> str:
+    """The plan as a table with per-run status and estimated time."""
+    lines = [f"{'status':7} {'est.':>8}  {'run id':60} deps"]
+    todo_s = 0.0
+    n_todo = 0
+    for run in runs:
+        done = store.is_done(run.id) or (store.dir / run.id / "metrics.json").exists()
+        est = estimate_seconds(run)
+        if not done:
+            todo_s += est
+            n_todo += 1
+        status = "done" if done else (store.get(run.id) or {}).get("status", "todo")
+        status = "todo" if status == "done" and not done else status  # row but no files
+        deps = ",".join(d.rsplit("-", 1)[-1] for d in run.deps) or "-"
+        lines.append(f"{status:7} {_fmt_seconds(est):>8}  {run.id:60} {deps}")
+    lines.append(
+        f"{len(runs)} runs, {n_todo} to run, estimated {_fmt_seconds(todo_s)} "
+        "(rough: per-method start-up + per train example/step + per evaluated example, "
+        "constants in ecomlm.study.grid.ESTIMATE, guessed for 2 idle CPU cores)"
+    )
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- running
+
+
+def run_study(
+    cfg: StudyConfig,
+    out: str | Path | None = None,
+    *,
+    executor: str | Executor = "local",
+    dry_run: bool = False,
+    write_report: bool | None = None,
+    where: str = "study",
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Run (or resume) every run of the study; returns counts and the report path."""
+    from tqdm.auto import tqdm
+
+    study_dir = study_dir_for(cfg, out)
+    runs = expand(cfg, where)
+    check_method_configs(cfg, where)
+    store = ResultStore(study_dir)
+    if dry_run:
+        log(f"study {cfg.name!r} -> {study_dir}")
+        log(plan_text(runs, store))
+        return {"study_dir": str(study_dir), "runs": len(runs), "dry_run": True}
+
+    study_dir.mkdir(parents=True, exist_ok=True)
+    lock = _lock(study_dir)  # one runner per study folder: the store has a single writer
+    store = ResultStore(study_dir)  # re-read under the lock
+    for run in runs:
+        store.adopt_finished(run.id, _meta(run))
+    write_yaml(study_dir / CONFIG_FILE, cfg.model_dump(mode="json"))
+    write_json(study_dir / PLAN_FILE, {"name": cfg.name, "runs": [r.to_dict() for r in runs]})
+    run_fn = EXECUTORS[executor] if isinstance(executor, str) else executor
+    todo = [r for r in runs if not store.is_done(r.id)]
+    log(
+        f"study {cfg.name!r}: {len(runs)} runs, {len(runs) - len(todo)} already done -> {study_dir}"
+    )
+    bar = tqdm(total=len(todo), desc=f"study {cfg.name}", unit="run", position=0)
+    counts = {"done": 0, "failed": 0, "skipped": 0}
+    try:
+        for wave in waves(runs):
+            ready: list[PlannedRun] = []
+            for run in wave:
+                if store.is_done(run.id):
+                    continue
+                missing = [d for d in run.deps if not store.is_done(d)]
+                if missing:
+                    store.put(
+                        run.id,
+                        **_meta(run),
+                        status="skipped",
+                        error=f"dependencies not finished: {', '.join(missing)}",
+                    )
+                    counts["skipped"] += 1
+                    bar.update(1)
+                    continue
+                ready.append(run)
+            by_id = {r.id: r for r in ready}
+            jobs = [
+                make_job(r, study_dir, cfg.bootstrap, cfg.bootstrap_seed, cfg.bootstrap_budget_s)
+                for r in ready
+            ]
+            for result in run_fn(jobs):
+                run = by_id[result["id"]]
+                store.put(run.id, **_meta(run), **_result_fields(result))
+                counts[result["status"]] += 1
+                bar.update(1)
+                bar.write(_result_line(run, result))
+    finally:
+        bar.close()
+        lock.close()
+    summary: dict[str, Any] = {"study_dir": str(study_dir), "runs": len(runs), **counts}
+    planned = {r.id for r in runs}
+    failed = [
+        r
+        for r in store.rows.values()
+        if r["id"] in planned and r.get("status") in ("failed", "skipped")
+    ]
+    for row in failed:
+        first = (row.get("error") or "").strip().splitlines()[-1:] or [""]
+        log(f"  {row['status']}: {row['id']}: {first[0]}")
+    if write_report if write_report is not None else cfg.report:
+        from ecomlm.study.report import write_report as _write_report
+
+        path = _write_report(
+            study_dir,
+            study_dir / "report",
+            n_boot=cfg.bootstrap,
+            seed=cfg.bootstrap_seed,
+            budget_s=cfg.bootstrap_budget_s,
+        )
+        summary["report"] = str(path)
+    return summary
+
+
+def _lock(study_dir: Path) -> Any:
+    """An exclusive lock on ``<study>/.lock``, held until the returned file is closed."""
+    import fcntl
+
+    handle = open(study_dir / ".lock", "w")  # noqa: SIM115 - closed by the caller
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise StudyConfigError(
+            f"{study_dir}: another `ecomlm study` is running on this folder; wait for it "
+            "or stop it (its finished runs are kept)"
+        ) from None
+    return handle
+
+
+def _result_fields(result: dict[str, Any]) -> dict[str, Any]:
+    keep = ("status", "metrics", "cost", "seconds", "cpu_seconds", "error", "stats_error")
+    fields = {k: result.get(k) for k in keep}
+    if result["status"] == "done":
+        fields["error"] = None
+    return fields
+
+
+def _result_line(run: PlannedRun, result: dict[str, Any]) -> str:
+    if result["status"] != "done":
+        last = (result.get("error") or "").strip().splitlines()[-1:] or [""]
+        return f"FAILED {run.id} ({result.get('seconds', 0):.0f} s): {last[0]}"
+    metrics = result.get("metrics") or {}
+    from ecomlm.tasks import get_task
+
+    try:
+        main = get_task(run.task, **run.spec.task_options).main_metric
+        value = f"{main}={metrics.get(main, float('nan')):.4f}"
+    except Exception:
+        value = ""
+    return f"done   {run.id} {value} ({result.get('seconds', 0):.0f} s)"
+
+
+def main(argv: Iterable[str] | None = None) -> int:
+    """Worker entry for the subprocess executor: ``python -m ecomlm.study.runner job.json``."""
+    args = list(argv if argv is not None else sys.argv[1:])
+    job_file = Path(args[0])
+    job = Job(**json.loads(job_file.read_text(encoding="utf-8")))
+    result = run_job(job)
+    write_json(job_file.with_name("job_result.json"), result)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,241 @@
+"""Bootstrap confidence intervals and paired bootstrap tests over a run's predictions.
+
+Resampling unit: the evaluated example. One index matrix ``idx`` (n_boot x n,
+drawn with ``numpy.random.default_rng(seed)``) is used for every metric, and for
+every run evaluated on the same examples with the same seed — so two runs'
+bootstrap samples are *paired* and a comparison is just the difference of their
+cached samples.
+
+* Metrics the task exposes per example (``task.example_metrics``: accuracy,
+  ROUGE, invalid rate, ...) are resampled as means of those values (vectorised).
+* Corpus-level metrics (F1, BLEU) are recomputed with ``task.score`` on each
+  resample. The main metric always gets every resample; secondary corpus-level
+  metrics get what a per-run time budget allows (none, i.e. no CI, if that is
+  under ``min_boot``); the count used is recorded per metric in ``stats.json``.
+* CIs are percentile intervals. The paired test's two-sided p-value is
+  ``2 * min(P(delta* <= 0), P(delta* >= 0))`` over the bootstrap distribution of
+  the difference (the CI-inversion form of the paired bootstrap; identical
+  systems give p = 1). With ``n_boot`` resamples, p below ``1 / n_boot`` is
+  reported as ``< 1/n_boot``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ecomlm.io import read_json, read_jsonl, read_yaml, write_json
+from ecomlm.tasks import Prediction, Task, get_task
+from ecomlm.tasks.base import example_from_dict
+
+STATS_FILE = "stats.json"
+
+
+def load_predictions(run_dir: str | Path) -> tuple[Task, list[Any], list[Prediction]]:
+    """Re-read a run's task, evaluated examples and predictions from its folder."""
+    run = Path(run_dir)
+    spec = read_yaml(run / "config.yaml")
+    task = get_task(spec["task"], **(spec.get("task_options") or {}))
+    path = run / "predictions.jsonl"
+    examples, predictions = [], []
+    for i, row in enumerate(read_jsonl(path), 1):
+        examples.append(example_from_dict(task.example_type, row["input"], where=f"{path}:{i}: "))
+        predictions.append(Prediction.from_dict(row))
+    return task, examples, predictions
+
+
+def examples_digest(examples: list[Any]) -> str:
+    """Identifies the evaluated example list (paired tests need the same examples)."""
+    import dataclasses
+
+    text = json.dumps([dataclasses.asdict(e) for e in examples], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def bootstrap_indices(n: int, n_boot: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+
+
+def _numeric(metrics: dict[str, Any]) -> dict[str, float]:
+    return {
+        k: float(v)
+        for k, v in metrics.items()
+        if isinstance(v, int | float) and not isinstance(v, bool)
+    }
+
+
+def bootstrap_samples(
+    task: Task,
+    examples: list[Any],
+    predictions: list[Prediction],
+    n_boot: int = 1000,
+    seed: int = 0,
+    *,
+    required: tuple[str, ...] | None = None,
+    budget_s: float = 5.0,
+    min_boot: int = 100,
+) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """Point metrics and, per metric, its bootstrap sample.
+
+    ``required`` metrics (default: the task's main metric) always get ``n_boot``
+    resamples. Other corpus-level metrics (recomputed with ``task.score``) share
+    that recomputation when there is one; otherwise they get as many resamples
+    as ``budget_s`` seconds allow, and none (no CI) when that is under ``min_boot``.
+    """
+    required = required if required is not None else (task.main_metric,)
+    point = _numeric(task.score(examples, predictions))
+    idx = bootstrap_indices(len(examples), n_boot, seed)
+    samples: dict[str, np.ndarray] = {}
+    per_example = getattr(task, "example_metrics", None)
+    if per_example is not None and n_boot:
+        for name, values in per_example(examples, predictions).items():
+            if name in point:
+                samples[name] = np.asarray(values, dtype=float)[idx].mean(axis=1)
+    rest = [m for m in point if m not in samples]
+    if not rest or not n_boot:
+        return point, samples
+    main_needed = any(m in rest for m in required)
+    out = {m: np.full(n_boot, np.nan) for m in rest}
+    start = time.perf_counter()
+    used = n_boot
+    for b in range(n_boot):
+        if b == 5 and not main_needed:  # cap the secondary metrics' work at the budget
+            per_call = (time.perf_counter() - start) / 5
+            used = min(n_boot, int(budget_s / max(per_call, 1e-9)))
+            if used < min(min_boot, n_boot):
+                return point, samples  # too slow for a meaningful CI: report none
+        if b >= used:
+            break
+        rows = idx[b]
+        scored = task.score([examples[i] for i in rows], [predictions[i] for i in rows])
+        for m in rest:
+            out[m][b] = scored.get(m, np.nan)
+    samples.update({m: v[:used] for m, v in out.items()})
+    return point, samples
+
+
+def percentile_ci(sample: np.ndarray, alpha: float = 0.05) -> tuple[float, float]:
+    sample = sample[~np.isnan(sample)]
+    if sample.size == 0:
+        return float("nan"), float("nan")
+    lo, hi = np.percentile(sample, [100 * alpha / 2, 100 * (1 - alpha / 2)])
+    return float(lo), float(hi)
+
+
+def bootstrap_ci(
+    task: Task,
+    examples: list[Any],
+    predictions: list[Prediction],
+    n_boot: int = 1000,
+    seed: int = 0,
+    alpha: float = 0.05,
+    required: tuple[str, ...] | None = None,
+    budget_s: float = 5.0,
+) -> dict[str, dict[str, float]]:
+    """``{metric: {value, lo, hi, n_boot}}`` for every numeric metric of ``task.score``."""
+    point, samples = bootstrap_samples(
+        task, examples, predictions, n_boot, seed, required=required, budget_s=budget_s
+    )
+    out = {}
+    for m, value in point.items():
+        lo, hi = percentile_ci(samples[m], alpha) if m in samples else (np.nan, np.nan)
+        out[m] = {"value": value, "lo": lo, "hi": hi, "n_boot": int(len(samples.get(m, [])))}
+    return out
+
+
+def paired_p_value(deltas: np.ndarray) -> float:
+    """Two-sided paired-bootstrap p-value from the bootstrap distribution of a - b."""
+    deltas = deltas[~np.isnan(deltas)]
+    if deltas.size == 0:
+        return float("nan")
+    return float(min(1.0, 2 * min(np.mean(deltas <= 0), np.mean(deltas >= 0))))
+
+
+def compare_samples(
+    value_a: float, value_b: float, sample_a: np.ndarray, sample_b: np.ndarray, alpha: float = 0.05
+) -> dict[str, float]:
+    """Effect size (a - b), its bootstrap CI and the paired p-value from paired samples."""
+    n = min(len(sample_a), len(sample_b))
+    deltas = np.asarray(sample_a[:n]) - np.asarray(sample_b[:n])
+    lo, hi = percentile_ci(deltas, alpha)
+    return {
+        "a": value_a,
+        "b": value_b,
+        "delta": value_a - value_b,
+        "lo": lo,
+        "hi": hi,
+        "p": paired_p_value(deltas),
+        "n_boot": int(n),
+    }
+
+
+def paired_bootstrap(
+    task: Task,
+    examples: list[Any],
+    predictions_a: list[Prediction],
+    predictions_b: list[Prediction],
+    metric: str | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    alpha: float = 0.05,
+) -> dict[str, float]:
+    """Paired bootstrap comparison of two systems on the same examples (a - b)."""
+    metric = metric or task.main_metric
+    kw = {"required": (metric,), "budget_s": 0.0}
+    pa, sa = bootstrap_samples(task, examples, predictions_a, n_boot, seed, **kw)
+    pb, sb = bootstrap_samples(task, examples, predictions_b, n_boot, seed, **kw)
+    return compare_samples(pa[metric], pb[metric], sa[metric], sb[metric], alpha)
+
+
+# --------------------------------------------------------------------------- per-run cache
+
+
+def run_stats(
+    run_dir: str | Path,
+    n_boot: int = 1000,
+    seed: int = 0,
+    alpha: float = 0.05,
+    budget_s: float = 5.0,
+) -> dict[str, Any]:
+    """CIs for every metric of a finished run, cached in ``stats.json``.
+
+    The cache also keeps the main metric's bootstrap sample and a digest of the
+    evaluated examples, so paired tests between runs need no recomputation.
+    """
+    run = Path(run_dir)
+    cache = run / STATS_FILE
+    preds_path = run / "predictions.jsonl"
+    stamp = preds_path.stat().st_mtime_ns
+    if cache.exists():
+        cached = read_json(cache)
+        if (cached.get("n_boot"), cached.get("seed"), cached.get("predictions_mtime_ns")) == (
+            n_boot,
+            seed,
+            stamp,
+        ):
+            return cached
+    task, examples, predictions = load_predictions(run)
+    point, samples = bootstrap_samples(task, examples, predictions, n_boot, seed, budget_s=budget_s)
+    metrics = {}
+    for m, value in point.items():
+        lo, hi = percentile_ci(samples[m], alpha) if m in samples else (np.nan, np.nan)
+        metrics[m] = {"value": value, "lo": lo, "hi": hi, "n_boot": int(len(samples.get(m, [])))}
+    main = task.main_metric
+    out = {
+        "n_boot": n_boot,
+        "seed": seed,
+        "alpha": alpha,
+        "n": len(examples),
+        "main_metric": main,
+        "examples_digest": examples_digest(examples),
+        "predictions_mtime_ns": stamp,
+        "metrics": metrics,
+        "main_samples": [round(float(x), 6) for x in samples.get(main, np.array([]))],
+    }
+    write_json(cache, out)
+    return out

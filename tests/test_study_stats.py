@@ -1,0 +1,113 @@
+"""Bootstrap CIs and paired bootstrap tests against known values."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ecomlm.study.stats import (
+    bootstrap_ci,
+    bootstrap_indices,
+    paired_bootstrap,
+    paired_p_value,
+    percentile_ci,
+    run_stats,
+)
+from ecomlm.tasks import get_task
+from ecomlm.tasks.base import Prediction
+from ecomlm.tasks.esci import ESCI_LABELS, EsciExample
+
+
+def _esci(n: int, correct: np.ndarray) -> tuple[list[EsciExample], list[Prediction]]:
+    examples, predictions = [], []
+    for i in range(n):
+        gold = ESCI_LABELS[i % 4]
+        examples.append(EsciExample(query=f"q{i}", product_title=f"p{i}", label=gold))
+        value = gold if correct[i] else ESCI_LABELS[(i + 1) % 4]
+        predictions.append(Prediction(value))
+    return examples, predictions
+
+
+def test_ci_of_a_mean_matches_numpy_and_analytic_value():
+    rng = np.random.default_rng(1)
+    n = 400
+    correct = rng.random(n) < 0.7
+    examples, predictions = _esci(n, correct)
+    ci = bootstrap_ci(get_task("esci"), examples, predictions, n_boot=1000, seed=3, budget_s=0)
+    acc = ci["accuracy"]
+    # the same resampling done directly with numpy on the 0/1 vector
+    idx = np.random.default_rng(3).integers(0, n, size=(1000, n))
+    lo, hi = np.percentile(correct.astype(float)[idx].mean(axis=1), [2.5, 97.5])
+    assert acc["value"] == pytest.approx(correct.mean())
+    assert (acc["lo"], acc["hi"]) == pytest.approx((lo, hi))
+    # and it agrees with the normal approximation p +- 1.96 sqrt(p(1-p)/n)
+    p = correct.mean()
+    half = 1.96 * np.sqrt(p * (1 - p) / n)
+    assert acc["lo"] == pytest.approx(p - half, abs=0.012)
+    assert acc["hi"] == pytest.approx(p + half, abs=0.012)
+    assert ci["f1_macro"]["n_boot"] == 0  # no time budget for secondary corpus metrics
+    # corpus-level metrics (macro-F1) get a CI by recomputing the task's score
+    ci = bootstrap_ci(
+        get_task("esci"), examples[:60], predictions[:60], 100, 3, required=("f1_macro",)
+    )
+    f1 = ci["f1_macro"]
+    assert f1["n_boot"] == 100 and f1["lo"] < f1["value"] < f1["hi"]
+    assert ci["f1_micro"]["n_boot"] == 100  # computed in the same score calls
+
+
+def test_percentile_ci_and_indices_are_deterministic():
+    assert (bootstrap_indices(10, 5, 0) == bootstrap_indices(10, 5, 0)).all()
+    sample = np.arange(1001, dtype=float)
+    assert percentile_ci(sample) == pytest.approx((25.0, 975.0))
+
+
+def test_paired_test_identical_systems_gives_p_one():
+    correct = np.random.default_rng(0).random(200) < 0.6
+    examples, predictions = _esci(200, correct)
+    result = paired_bootstrap(get_task("esci"), examples, predictions, list(predictions))
+    assert result["delta"] == 0 and result["p"] == 1.0
+    assert result["lo"] == result["hi"] == 0
+
+
+def test_paired_test_clearly_different_systems():
+    rng = np.random.default_rng(0)
+    n = 300
+    good = rng.random(n) < 0.85
+    bad = good & (rng.random(n) < 0.6)  # b is right only where a is right, and less often
+    examples, pa = _esci(n, good)
+    _, pb = _esci(n, bad)
+    result = paired_bootstrap(get_task("esci"), examples, pa, pb, n_boot=1000, seed=0)
+    assert result["delta"] == pytest.approx(good.mean() - bad.mean())
+    assert result["p"] < 0.001 and result["lo"] > 0.2
+    # a tiny difference on few examples is not significant
+    ex_small, p1 = _esci(40, good[:40])
+    flipped = good[:40].copy()
+    flipped[np.flatnonzero(flipped)[0]] = False
+    _, p2 = _esci(40, flipped)
+    small = paired_bootstrap(get_task("esci"), ex_small, p1, p2, n_boot=1000, seed=0)
+    assert small["delta"] == pytest.approx(1 / 40) and small["p"] > 0.2
+
+
+def test_p_value_formula():
+    assert paired_p_value(np.array([0.1, 0.2, 0.3, -0.1])) == pytest.approx(0.5)
+    assert paired_p_value(np.zeros(10)) == 1.0
+    assert paired_p_value(np.ones(10)) == 0.0
+
+
+def test_run_stats_reads_predictions_and_caches(tmp_path):
+    from ecomlm.io import write_jsonl, write_yaml
+    from ecomlm.runs import prediction_rows
+
+    correct = np.random.default_rng(2).random(120) < 0.5
+    examples, predictions = _esci(120, correct)
+    task = get_task("esci")
+    write_yaml(tmp_path / "config.yaml", {"task": "esci", "task_options": {}})
+    write_jsonl(tmp_path / "predictions.jsonl", prediction_rows(task, examples, predictions))
+    stats = run_stats(tmp_path, n_boot=300, seed=0, budget_s=0)
+    assert stats["n"] == 120 and len(stats["main_samples"]) == 300
+    assert stats["metrics"]["accuracy"]["value"] == pytest.approx(correct.mean())
+    assert np.isnan(stats["metrics"]["f1_macro"]["lo"])  # no time budget: no CI, not a bad one
+    stamp = (tmp_path / "stats.json").stat().st_mtime_ns
+    again = run_stats(tmp_path, n_boot=300, seed=0, budget_s=0)
+    assert again["main_samples"] == stats["main_samples"]
+    assert (tmp_path / "stats.json").stat().st_mtime_ns == stamp  # served from the cache
