@@ -194,6 +194,8 @@ def test_request_budget_marks_the_rest_invalid(task, pool, tests_set, server, tm
     assert server.requests == 2
     assert sum(p.raw is not None for p in preds) == 2
     assert method.extra_cost["failure_kinds"] == {"budget_max_requests": 2}
+    unanswered = [p for p in preds if p.raw is None]
+    assert unanswered and all(not p.valid and p.error for p in unanswered)
 
 
 def test_wrong_model_name_is_a_clear_error_and_key_is_never_saved(

@@ -359,7 +359,9 @@ class IclMethod:
                 predictions.append(self.task.parse(done.text, ex))
             else:  # no answer: the task's "empty" prediction, marked invalid
                 empty = self.task.parse("", ex)
-                predictions.append(Prediction(value=empty.value, valid=False, raw=None))
+                predictions.append(
+                    Prediction(value=empty.value, valid=False, raw=None, error=done.error)
+                )
         self.details = [
             {"demos_used": n, "cached": d.cached, "retries": d.retries, "error": d.error}
             for n, d in zip(used, completions, strict=True)

@@ -26,12 +26,14 @@ class Prediction:
     valid: False when the model's answer could not be parsed; scored as wrong.
     raw: the model's raw text, when there was one.
     scores: label -> probability for classifiers that have them.
+    error: why no answer came back (e.g. an endpoint failure or an exhausted budget).
     """
 
     value: Any
     valid: bool = True
     raw: str | None = None
     scores: dict[str, float] | None = None
+    error: str | None = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
