@@ -30,8 +30,8 @@ import pytest
 import torch
 import yaml
 
-from ecomlm.runs import RunSpec
-from ecomlm.scale.train_script import execute_run_distributed, load_spec, mean_history
+from ecomlm.runs import RunSpec, execute_run
+from ecomlm.scale.train_script import load_spec, mean_history
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -142,7 +142,7 @@ def test_two_process_ddp_matches_one_process(tiny_llama, tmp_path):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        execute_run_distributed(lora_spec(tiny_llama, source, one / "work", 4), one / "run")
+        execute_run(lora_spec(tiny_llama, source, one / "work", 4), one / "run")
     finally:
         torch.set_num_threads(threads)
     ref = read_log(one / "run")

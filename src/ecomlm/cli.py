@@ -19,8 +19,8 @@ app = typer.Typer(
 
 _COMMAND_MODULES = (
     "ecomlm.data.commands",  # data stats / data generate
-    "ecomlm.methods.commands",  # train / evaluate / merge
-    "ecomlm.analysis.commands",  # analyze-adapters
+    "ecomlm.methods.commands",  # train / evaluate
+    "ecomlm.analysis.commands",  # merge / analyze-adapters
     "ecomlm.study.commands",  # study / report
     "ecomlm.serve.commands",  # predict / serve
 )

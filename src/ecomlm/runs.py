@@ -9,6 +9,7 @@ finished run.
 from __future__ import annotations
 
 import dataclasses
+import os
 import random
 import resource
 import time
@@ -19,6 +20,8 @@ from typing import Any
 from ecomlm.io import read_yaml, write_json, write_jsonl, write_yaml
 from ecomlm.tasks import Prediction, Task, get_task
 from ecomlm.tasks.base import example_to_dict
+
+TRAIN_LOG = "train_log.jsonl"  # per-step training loss, when the method logs one
 
 
 @dataclass
@@ -45,6 +48,15 @@ def seed_everything(seed: int) -> None:
         torch.manual_seed(seed)
     except ImportError:  # pragma: no cover - torch is a dependency
         pass
+
+
+def world_size() -> int:
+    """Processes started by ``accelerate launch`` / ``torchrun`` (``WORLD_SIZE``), else 1."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def peak_memory_mb() -> float:
@@ -91,13 +103,20 @@ def load_run_data(spec: RunSpec) -> dict[str, list[Any]]:
 
 def execute_run(
     spec: RunSpec, out_dir: str | Path, splits: dict[str, list[Any]] | None = None
-) -> dict[str, float]:
-    """Fit, save, predict and score one run; write its record into ``out_dir``."""
+) -> dict[str, float] | None:
+    """Fit, save, predict and score one run; write its record into ``out_dir``.
+
+    Under ``accelerate launch`` / ``torchrun`` every rank fits (the method's
+    Accelerator shards the batches) and rank 0 alone writes the record and
+    returns the metrics; the other ranks return None.
+    """
     from ecomlm.methods import make_method
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    write_yaml(out / "config.yaml", dataclasses.asdict(spec))
+    main = is_main_process()
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        write_yaml(out / "config.yaml", dataclasses.asdict(spec))
     seed_everything(spec.seed)
     task = get_task(spec.task, **spec.task_options)
     splits = splits if splits is not None else load_run_data(spec)
@@ -106,7 +125,16 @@ def execute_run(
     start = time.perf_counter()
     method.fit(splits["train"], splits.get("dev"))
     train_seconds = time.perf_counter() - start
+    history = getattr(method, "history", None) or []
+    if world_size() > 1:
+        from ecomlm.scale.train_script import gather_history
+
+        history = gather_history(history)  # a collective: every rank takes part
+    if not main:
+        return None
     method.save(out / "model")
+    if history:
+        write_jsonl(out / TRAIN_LOG, history)
 
     examples = splits[spec.eval_split]
     predictions, metrics, throughput = predict_and_score(method, task, examples)
@@ -116,6 +144,7 @@ def execute_run(
         "train_examples": len(splits["train"]),
         "predict_examples_per_second": round(throughput, 3),
         "peak_memory_mb": round(peak_memory_mb(), 1),
+        "world_size": world_size(),
         **getattr(method, "extra_cost", {}),
     }
     write_json(out / "cost.json", cost)

@@ -201,6 +201,8 @@ def train(
         metrics = execute_run(spec, out)
     except (ValueError, FileNotFoundError) as e:
         raise _fail(e) from e
+    if metrics is None:  # a non-main rank under accelerate launch / torchrun
+        return
     typer.echo(f"run: {out}  ({task} / {method}, {eval_split} split)")
     typer.echo(format_metrics(metrics))
 

@@ -1,8 +1,7 @@
 """One run under ``accelerate launch`` / ``torchrun``: every rank trains, rank 0 writes.
 
-``ecomlm.runs.execute_run`` is a single-process function: launched on N ranks it
-would save the model, predict the whole test split and write the run record N
-times. This entry point runs the same steps rank-aware:
+``ecomlm.runs.execute_run`` is rank-aware; this module is its launcher entry
+point (a spec file in, a run record out) plus the loss-history collective:
 
 * every rank loads the data, builds the method and calls ``fit`` (LoRA's
   ``accelerate.Accelerator`` wraps the model in DDP / FSDP / DeepSpeed and shards
@@ -26,14 +25,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ecomlm.io import read_yaml, write_json, write_jsonl, write_yaml
-
-TRAIN_LOG = "train_log.jsonl"
+from ecomlm.io import read_yaml
 
 
 def dist_rank() -> int:
@@ -89,55 +85,6 @@ def gather_history(history: list[dict[str, float]]) -> list[dict[str, float]]:
     return mean_history([history])
 
 
-def execute_run_distributed(spec: Any, out_dir: str | Path) -> dict[str, float] | None:
-    """``execute_run`` for N processes: all ranks fit, rank 0 writes; returns rank 0's metrics."""
-    from ecomlm.methods import make_method
-    from ecomlm.runs import (
-        load_run_data,
-        peak_memory_mb,
-        predict_and_score,
-        prediction_rows,
-        seed_everything,
-    )
-    from ecomlm.tasks import get_task
-
-    out = Path(out_dir)
-    main = is_main_process()
-    if main:
-        out.mkdir(parents=True, exist_ok=True)
-        write_yaml(out / "config.yaml", dataclasses.asdict(spec))
-    seed_everything(spec.seed)
-    task = get_task(spec.task, **spec.task_options)
-    splits = load_run_data(spec)
-    method = make_method(spec.method, task, spec.method_config)
-
-    start = time.perf_counter()
-    method.fit(splits["train"], splits.get("dev"))
-    train_seconds = time.perf_counter() - start
-    history = gather_history(getattr(method, "history", []) or [])
-    world = dist_world_size()
-    if not main:
-        return None
-
-    method.save(out / "model")
-    if history:
-        write_jsonl(out / TRAIN_LOG, history)
-    examples = splits[spec.eval_split]
-    predictions, metrics, throughput = predict_and_score(method, task, examples)
-    write_jsonl(out / "predictions.jsonl", prediction_rows(task, examples, predictions))
-    cost = {
-        "train_seconds": round(train_seconds, 3),
-        "train_examples": len(splits["train"]),
-        "predict_examples_per_second": round(throughput, 3),
-        "peak_memory_mb": round(peak_memory_mb(), 1),
-        "world_size": world,
-        **getattr(method, "extra_cost", {}),
-    }
-    write_json(out / "cost.json", cost)
-    write_json(out / "metrics.json", {"split": spec.eval_split, "n": len(examples), **metrics})
-    return metrics
-
-
 def load_spec(path: str | Path) -> Any:
     """A ``RunSpec`` from a YAML mapping of its fields (a run record's ``config.yaml``)."""
     from ecomlm.runs import RunSpec
@@ -163,7 +110,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="run folder to write")
     args = parser.parse_args(argv)
     spec = load_spec(args.spec)
-    metrics = execute_run_distributed(spec, args.out)
+    from ecomlm.runs import execute_run
+
+    metrics = execute_run(spec, args.out)
     if metrics is not None:
         shown = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float))
         print(f"run: {args.out} ({spec.task} / {spec.method}, {dist_world_size()} procs) {shown}")
