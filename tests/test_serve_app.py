@@ -135,7 +135,7 @@ def test_default_model_single_input_and_generation_task(client):
     r = client.post("/v1/tasks/queryner/predict", json={"inputs": [{"tokens": ["red", "shoes"]}]})
     assert r.status_code == 200, r.text
     pred = r.json()["predictions"][0]
-    assert set(pred) == {"value", "valid", "raw", "scores"}
+    assert set(pred) == {"value", "valid", "raw", "scores", "error"}
     assert isinstance(pred["raw"], str)
 
 

@@ -98,7 +98,7 @@ def test_jsonl_with_malformed_rows_in_the_middle(tmp_path):
     assert (summary.ok, summary.failed, summary.total) == (3, 6, 9)
     rows = read_out(out)
     assert [r["row"] for r in rows] == [1, 2, 3, 4, 5, 6, 8, 9, 10]
-    errors = {r["row"]: r["error"] for r in rows if "error" in r}
+    errors = {r["row"]: r["error"] for r in rows if "value" not in r}
     assert "invalid JSON" in errors[2]
     assert "field 'query': missing required field" in errors[4]
     assert "field 'query'" in errors[5] and "string" in errors[5]
@@ -106,7 +106,7 @@ def test_jsonl_with_malformed_rows_in_the_middle(tmp_path):
     assert "field 'price': unknown field" in errors[8]
     assert "JSON object" in errors[9]
     expected = load_method(run / "model").predict([EsciExample(**g) for g in GOOD])
-    got = [r for r in rows if "error" not in r]
+    got = [r for r in rows if "value" in r]
     assert [r["value"] for r in got] == [p.value for p in expected]
     for r, p in zip(got, expected, strict=True):
         assert r["scores"] == pytest.approx(p.scores)

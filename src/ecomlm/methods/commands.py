@@ -184,6 +184,8 @@ def train(
                 )
             method_config.update(loaded)
         method_config.update(coerce_config(config_type, parse_extra_options(list(ctx.args))))
+        if "work_dir" in {f.name for f in dataclasses.fields(config_type)}:
+            method_config.setdefault("work_dir", str(out))  # checkpoints live in the run
         spec = RunSpec(
             task=task,
             method=method,

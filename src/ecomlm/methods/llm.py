@@ -70,7 +70,7 @@ def end_of_turn_id(tokenizer: Any) -> int:
         if _ANSWER_MARKER in text:
             tail = text.split(_ANSWER_MARKER, 1)[1]
             special = set(tokenizer.all_special_ids) | set(tokenizer.added_tokens_decoder)
-            for token in _encode(tokenizer, tail):
+            for token in encode(tokenizer, tail):
                 if token in special:
                     return int(token)
     return int(tokenizer.eos_token_id)
@@ -84,7 +84,8 @@ def stop_token_ids(model: Any, tokenizer: Any) -> list[int]:
     return list(dict.fromkeys(int(i) for i in ids if i is not None))
 
 
-def _left_padded(tokenizer: Any, sequences: Sequence[list[int]], device: Any) -> dict:
+def left_padded(tokenizer: Any, sequences: Sequence[list[int]], device: Any) -> dict:
+    """A left-padded batch (``input_ids``, ``attention_mask``): continuations line up at the end."""
     width = max(len(s) for s in sequences)
     pad = tokenizer.pad_token_id
     ids = torch.full((len(sequences), width), pad, dtype=torch.long)
@@ -95,8 +96,9 @@ def _left_padded(tokenizer: Any, sequences: Sequence[list[int]], device: Any) ->
     return {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
 
 
-def _encode(tokenizer: Any, text: Prompt) -> list[int]:
-    # The chat template already holds the special tokens.
+def encode(tokenizer: Any, text: Prompt) -> list[int]:
+    """Token ids of a prompt (ids pass through); no special tokens added: the chat
+    template already holds them."""
     if isinstance(text, list):
         return text
     return tokenizer(text, add_special_tokens=False).input_ids
@@ -122,7 +124,7 @@ def generate(
     Prompts are sorted by length so each batch carries little padding; a row
     stops at the end-of-turn token (see ``stop_token_ids``).
     """
-    encoded = [_encode(tokenizer, p) for p in prompts]
+    encoded = [encode(tokenizer, p) for p in prompts]
     if max_prompt_tokens:
         encoded = [e[-max_prompt_tokens:] for e in encoded]
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
@@ -131,7 +133,7 @@ def generate(
     stops = stop_token_ids(model, tokenizer)
     for start in range(0, len(order), batch_size):
         batch = order[start : start + batch_size]
-        inputs = _left_padded(tokenizer, [encoded[i] for i in batch], device)
+        inputs = left_padded(tokenizer, [encoded[i] for i in batch], device)
         out = model.generate(
             **inputs,
             max_new_tokens=max_new_tokens,
@@ -165,14 +167,14 @@ def score_labels(
     generation, no vocabulary projection for prompt tokens.
     """
     eot = end_of_turn_id(tokenizer)
-    label_ids = [_encode(tokenizer, label) + [eot] for label in labels]
+    label_ids = [encode(tokenizer, label) + [eot] for label in labels]
     n_labels = len(label_ids)
     width = max(len(ids) for ids in label_ids) - 1  # continuation tokens fed after the prompt
     device = next(model.parameters()).device
     results: list[dict[str, float]] = []
     for start in range(0, len(prompts), batch_size):
-        chunk = [_encode(tokenizer, p) for p in prompts[start : start + batch_size]]
-        inputs = _left_padded(tokenizer, chunk, device)
+        chunk = [encode(tokenizer, p) for p in prompts[start : start + batch_size]]
+        inputs = left_padded(tokenizer, chunk, device)
         mask = inputs["attention_mask"]
         out = model(**inputs, position_ids=_positions(mask), use_cache=True, logits_to_keep=1)
         first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)  # (B, V)

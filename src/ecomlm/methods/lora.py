@@ -422,7 +422,9 @@ class LoraMethod:
             return self.config.max_new_tokens
         return MAX_NEW_TOKENS.get(self.task.name, 128)
 
-    def predict(self, examples: list[Any]) -> list[Prediction]:
+    def predict(self, examples: list[Any], merge: bool = True) -> list[Prediction]:
+        """Predict; ``merge=False`` keeps the adapter unmerged (a server sharing one base
+        between adapters must not fold weights in and out per batch: lossy in bf16)."""
         if self.model is None:
             raise RuntimeError("method 'lora' is not fitted: call fit() or load() first")
         if not examples:
@@ -432,7 +434,7 @@ class LoraMethod:
         new_tokens = 0 if scoring else self._max_new_tokens()
         budget = max(cfg.max_length - new_tokens, 16)
         prompts = [lora_data.prompt_ids(tok, task, ex, budget) for ex in examples]
-        merged = _merge(self.model)
+        merged = _merge(self.model) if merge else False
         try:
             if scoring:
                 labels = list(task.labels)

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from ecomlm.methods.llm import _encode, end_of_turn_id, prompt_text
+from ecomlm.methods.llm import encode, end_of_turn_id, prompt_text
 
 IGNORE = -100
 PROMPT_TAIL = 16  # prompt tokens kept from the end when truncating (assistant header)
@@ -50,7 +50,7 @@ def truncate_prompt(ids: list[int], budget: int, tail: int = PROMPT_TAIL) -> lis
 
 def prompt_ids(tokenizer: Any, task: Any, example: Any, max_tokens: int) -> list[int]:
     """The example's chat prompt as token ids, truncated to ``max_tokens`` like in training."""
-    ids = _encode(tokenizer, prompt_text(tokenizer, task.messages(example)))
+    ids = encode(tokenizer, prompt_text(tokenizer, task.messages(example)))
     return truncate_prompt(ids, max_tokens)
 
 
@@ -63,7 +63,7 @@ def encode_example(
     cut the prompt in the middle (``truncate_prompt``).
     """
     eot = end_of_turn_id(tokenizer) if eot is None else eot
-    answer = _encode(tokenizer, task.reference(example)) + [eot]
+    answer = encode(tokenizer, task.reference(example)) + [eot]
     answer = answer[: max(1, max_length * 3 // 4)]
     prompt = prompt_ids(tokenizer, task, example, max_length - len(answer))
     return TrainExample(prompt + answer, len(prompt), getattr(task, "name", ""))

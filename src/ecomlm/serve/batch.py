@@ -161,7 +161,7 @@ def predict_file(
 ) -> BatchSummary:
     """Predict every row of ``input_path`` with run ``run``; write JSONL to ``output_path``.
 
-    Each output line is ``{"row", "value", "valid", "raw", "scores"}`` or
+    Each output line is ``{"row", "value", "valid", "raw", "scores", "error"}`` or
     ``{"row", "error"}``, in input order.
     """
     from tqdm import tqdm
@@ -211,7 +211,7 @@ def predict_file(
                     else:
                         records[slot].update(dataclasses.asdict(result))
                 for record in records:
-                    if "error" in record:
+                    if "value" not in record:  # no prediction: a bad row or a failed batch
                         failed += 1
                     else:
                         ok += 1

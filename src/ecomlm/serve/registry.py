@@ -311,33 +311,8 @@ def lora_predictor(task: Task, header: dict, llm: LlmBase) -> Any:
 
 
 def lora_predict(method: Any, examples: list[Any]) -> list[Prediction]:
-    """``LoraMethod.predict`` without folding the adapter into the shared base weights.
-
-    Same prompts (``lora_data.prompt_ids`` with LoRA's truncation budget), same
-    label scoring / generation calls and parsing; the adapter runs unmerged, so
-    switching adapters costs nothing and repeated merge/unmerge cannot drift
-    the base weights (lossy in bf16).
-    """
-    from ecomlm.methods import lora_data
-    from ecomlm.methods.llm import generate, score_labels
-
-    if not examples:
-        return []
-    cfg, tok, task = method.config, method.tokenizer, method.task
-    scoring = bool(task.labels) and cfg.esci_inference == "score"
-    new_tokens = 0 if scoring else method._max_new_tokens()
-    budget = max(cfg.max_length - new_tokens, 16)
-    prompts = [lora_data.prompt_ids(tok, task, ex, budget) for ex in examples]
-    if scoring:
-        probs = score_labels(method.model, tok, prompts, list(task.labels), cfg.eval_batch_size)
-        predictions = []
-        for ex, p in zip(examples, probs, strict=True):
-            pred = task.parse(max(p, key=p.get), ex)
-            pred.scores = p
-            predictions.append(pred)
-        return predictions
-    texts = generate(method.model, tok, prompts, new_tokens, cfg.eval_batch_size, cfg.num_beams)
-    return [task.parse(t, ex) for t, ex in zip(texts, examples, strict=True)]
+    """``LoraMethod.predict`` with the adapter left unmerged in the shared base."""
+    return method.predict(examples, merge=False)
 
 
 def chat_generate(
@@ -350,11 +325,11 @@ def chat_generate(
     """Greedy completion of each conversation in one batch, with token counts for ``usage``."""
     import torch
 
-    from ecomlm.methods.llm import _encode, _left_padded, prompt_text, stop_token_ids
+    from ecomlm.methods.llm import encode, left_padded, prompt_text, stop_token_ids
 
-    encoded = [_encode(tokenizer, prompt_text(tokenizer, c)) for c in conversations]
+    encoded = [encode(tokenizer, prompt_text(tokenizer, c)) for c in conversations]
     device = next(model.parameters()).device
-    inputs = _left_padded(tokenizer, encoded, device)
+    inputs = left_padded(tokenizer, encoded, device)
     stops = stop_token_ids(model, tokenizer)
     with torch.inference_mode():
         out = model.generate(
