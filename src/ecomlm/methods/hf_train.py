@@ -269,3 +269,23 @@ def train_loop(
     log["steps"] = step
     log["train_loop_seconds"] = round(time.perf_counter() - start, 3)
     return log
+
+
+def training_cost(model: Any, log: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """The ``extra_cost`` of a ``train_loop`` fit: model size and what early stopping did."""
+    return {
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        **extra,
+        "train_steps": log["steps"],
+        "best_dev_score": log["best_score"],
+        "best_step": log["best_step"],
+        "dev_evaluations": len(log["evals"]),
+        "stopped_early": log["stopped_early"],
+    }
+
+
+def loop_options(cfg: Any) -> dict[str, Any]:
+    """The ``train_loop`` keyword arguments a PLM method config carries by the same names."""
+    names = ("epochs", "batch_size", "lr", "weight_decay", "warmup_ratio", "patience")
+    return {name: getattr(cfg, name) for name in (*names, "eval_every", "seed")}

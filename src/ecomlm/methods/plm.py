@@ -18,11 +18,13 @@ from ecomlm.methods.hf_train import (
     check_examples,
     esci_product_text,
     length_sorted_batches,
+    loop_options,
     pad_batch,
     pick_device,
     require_task,
     seed_all,
     train_loop,
+    training_cost,
 )
 from ecomlm.tasks.base import Prediction
 
@@ -133,28 +135,11 @@ class BertMethod:
             features,
             pad_id=self.tokenizer.pad_token_id,
             evaluate=evaluate if dev_set else None,
-            epochs=cfg.epochs,
-            batch_size=cfg.batch_size,
-            lr=cfg.lr,
-            weight_decay=cfg.weight_decay,
-            warmup_ratio=cfg.warmup_ratio,
-            patience=cfg.patience,
-            eval_every=cfg.eval_every,
-            seed=cfg.seed,
+            **loop_options(cfg),
             device=device,
             desc=f"bert/{self.task.name}",
         )
-        self.extra_cost = {
-            "parameters": sum(p.numel() for p in self.model.parameters()),
-            "trainable_parameters": sum(
-                p.numel() for p in self.model.parameters() if p.requires_grad
-            ),
-            "train_steps": log["steps"],
-            "best_dev_score": log["best_score"],
-            "best_step": log["best_step"],
-            "dev_evaluations": len(log["evals"]),
-            "stopped_early": log["stopped_early"],
-        }
+        self.extra_cost = training_cost(self.model, log)
         self.fit_log = log
         return self
 

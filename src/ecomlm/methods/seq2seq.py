@@ -19,6 +19,7 @@ from ecomlm.methods.base import METHOD_FILE, config_from_dict, method_header
 from ecomlm.methods.hf_train import (
     check_examples,
     length_sorted_batches,
+    loop_options,
     pad_batch,
     pick_device,
     require_task,
@@ -26,6 +27,7 @@ from ecomlm.methods.hf_train import (
     source_text,
     target_texts,
     train_loop,
+    training_cost,
 )
 from ecomlm.tasks.base import Prediction
 
@@ -159,29 +161,11 @@ class Seq2SeqMethod:
                 features,
                 pad_id=self.tokenizer.pad_token_id,
                 evaluate=evaluate if dev_set else None,
-                epochs=cfg.epochs,
-                batch_size=cfg.batch_size,
-                lr=cfg.lr,
-                weight_decay=cfg.weight_decay,
-                warmup_ratio=cfg.warmup_ratio,
-                patience=cfg.patience,
-                eval_every=cfg.eval_every,
-                seed=cfg.seed,
+                **loop_options(cfg),
                 device=pick_device(cfg.device),
                 desc=f"seq2seq/{self.task.name}",
             )
-        self.extra_cost = {
-            "parameters": sum(p.numel() for p in self.model.parameters()),
-            "trainable_parameters": sum(
-                p.numel() for p in self.model.parameters() if p.requires_grad
-            ),
-            "train_pairs": len(features),
-            "train_steps": log["steps"],
-            "best_dev_score": log["best_score"],
-            "best_step": log["best_step"],
-            "dev_evaluations": len(log["evals"]),
-            "stopped_early": log["stopped_early"],
-        }
+        self.extra_cost = training_cost(self.model, log, train_pairs=len(features))
         self.fit_log = log
         return self
 

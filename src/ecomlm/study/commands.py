@@ -20,7 +20,7 @@ def register(app: typer.Typer) -> None:
         isolate: bool = typer.Option(
             False, "--isolate", help="Run each run in its own process (honest peak memory)."
         ),
-        executor: str = typer.Option("local", "--executor", help="local | subprocess"),
+        executor: str = typer.Option("local", "--executor", help="local | subprocess | ray"),
         no_report: bool = typer.Option(False, "--no-report", help="Skip writing the report."),
     ) -> None:
         """Run (or resume) a comparison study: every run of the grid, then the report."""

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ecomlm.io import atomic_write_text, read_json, write_json, write_yaml
+from ecomlm.scale.ray_executor import ray_executor
 from ecomlm.study.config import StudyConfig, StudyConfigError
 from ecomlm.study.grid import PlannedRun, estimate_seconds, expand, waves
 from ecomlm.study.store import CONFIG_FILE, PLAN_FILE, ResultStore
@@ -122,7 +123,11 @@ def subprocess_executor(jobs: list[Job]) -> Iterator[dict[str, Any]]:
             }
 
 
-EXECUTORS: dict[str, Executor] = {"local": local_executor, "subprocess": subprocess_executor}
+EXECUTORS: dict[str, Executor] = {
+    "local": local_executor,
+    "subprocess": subprocess_executor,
+    "ray": ray_executor,  # one Ray task per run (ray.init or RAY_ADDRESS)
+}
 
 
 # --------------------------------------------------------------------------- planning

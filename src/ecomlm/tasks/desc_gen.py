@@ -42,6 +42,7 @@ from ecomlm.tasks.metrics import (
     means,
     require_gold,
     rouge_per_example,
+    text_value,
     truncate,
     word_count,
 )
@@ -113,10 +114,6 @@ def hallucination_flags(examples: list[DescGenExample], texts: list[str]) -> dic
     return out
 
 
-def _text_value(p: Prediction) -> str:
-    return p.value if p.valid and isinstance(p.value, str) else ""
-
-
 class DescGenTask:
     name = "desc_gen"
     example_type = DescGenExample
@@ -156,7 +153,7 @@ class DescGenTask:
         self, examples: list[DescGenExample], predictions: list[Prediction]
     ) -> dict[str, list[float]]:
         check_aligned(examples, predictions)
-        texts = [_text_value(p) for p in predictions]
+        texts = [text_value(p) for p in predictions]
         rouge = rouge_per_example(texts, [[g] for g in gold_values(self, examples)])
         out = {k: rouge[k] for k in ROUGE_TYPES}
         flags = hallucination_flags(examples, texts)
@@ -171,7 +168,7 @@ class DescGenTask:
         self, examples: list[DescGenExample], predictions: list[Prediction]
     ) -> dict[str, float]:
         out = means(self.example_metrics(examples, predictions))
-        texts = [_text_value(p) for p in predictions]
+        texts = [text_value(p) for p in predictions]
         out["bleu"] = corpus_bleu(texts, gold_values(self, examples))
         flags = hallucination_flags(examples, texts)
         mentions = sum(flags["mentions"])

@@ -166,3 +166,8 @@ def require_gold(task: Any, ex: Any) -> Any:
             "so it has no reference answer"
         )
     return value
+
+
+def text_value(p: Any) -> str:
+    """The generated text of a valid prediction, "" otherwise (scored as empty)."""
+    return p.value if p.valid and isinstance(p.value, str) else ""

@@ -29,6 +29,7 @@ from ecomlm.tasks.metrics import (
     means,
     require_gold,
     rouge_per_example,
+    text_value,
     truncate,
     word_count,
 )
@@ -46,10 +47,6 @@ class ReviewSummExample:
     category: str = ""
     ratings: list[float] = field(default_factory=list)
     id: str = ""
-
-
-def _text_value(p: Prediction) -> str:
-    return p.value if p.valid and isinstance(p.value, str) else ""
 
 
 class ReviewSummTask:
@@ -89,7 +86,7 @@ class ReviewSummTask:
         self, examples: list[ReviewSummExample], predictions: list[Prediction]
     ) -> dict[str, list[float]]:
         check_aligned(examples, predictions)
-        texts = [_text_value(p) for p in predictions]
+        texts = [text_value(p) for p in predictions]
         out = rouge_per_example(texts, gold_values(self, examples))
         out["avg_length"] = [float(word_count(t)) for t in texts]
         out["invalid_rate"] = [float(not t.strip()) for t in texts]
