@@ -11,6 +11,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from ecomlm.io import read_json
 from ecomlm.tasks.base import Prediction, Task
 
 METHOD_FILE = "method.json"
@@ -56,3 +57,15 @@ def method_header(method: Method, task_options: dict | None = None) -> dict:
         "task_options": task_options or getattr(method.task, "options", {}),
         "config": dataclasses.asdict(method.config),
     }
+
+
+def method_from_folder(cls: type, path: str | Path) -> tuple[Any, dict]:
+    """``cls(task, config)`` rebuilt from a saved folder's ``method.json``; returns
+    (method, header) so ``load`` only restores what is its own (weights, state)."""
+    from ecomlm.tasks import get_task
+
+    header_path = Path(path) / METHOD_FILE
+    header = read_json(header_path)
+    task = get_task(header["task"], **(header.get("task_options") or {}))
+    config = config_from_dict(cls.Config, header.get("config"), where=f"{header_path}: ")
+    return cls(task, config), header

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ecomlm.io import read_json, write_json
-from ecomlm.methods.base import METHOD_FILE, config_from_dict, method_header
+from ecomlm.io import write_json
+from ecomlm.methods.base import METHOD_FILE, method_from_folder, method_header
 from ecomlm.methods.hf_train import check_examples, esci_product_text, require_task
 from ecomlm.tasks.base import Prediction
 
@@ -290,12 +290,8 @@ class ClassicalMethod:
     def load(cls, path: str | Path) -> ClassicalMethod:
         import joblib
 
-        from ecomlm.tasks import get_task
-
         path = Path(path)
-        header = read_json(path / METHOD_FILE)
-        task = get_task(header["task"], **header.get("task_options", {}))
-        method = cls(task, config_from_dict(cls.Config, header["config"], where=f"{path}: "))
+        method, header = method_from_folder(cls, path)
         method.state = dict(header["state"])
         if (path / MODEL_FILE).exists():
             method.model = joblib.load(path / MODEL_FILE)

@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from ecomlm.io import read_json, read_jsonl, write_json, write_jsonl
-from ecomlm.methods.base import config_from_dict, method_header
+from ecomlm.io import read_jsonl, write_json, write_jsonl
+from ecomlm.methods.base import method_from_folder, method_header
 from ecomlm.methods.demos import SELECT_STRATEGIES, DemoSelector
 from ecomlm.methods.icl_backends import (
     Budget,
@@ -214,15 +214,11 @@ class IclMethod:
 
     @classmethod
     def load(cls, path: str | Path) -> IclMethod:
-        from ecomlm.tasks import get_task
-
         folder = Path(path)
-        header = read_json(folder / "method.json")
-        task = get_task(header["task"], **header.get("task_options", {}))
-        method = cls(task, config_from_dict(cls.Config, header["config"], where=f"{folder}: "))
+        method, header = method_from_folder(cls, folder)
         pool_file = folder / "pool.jsonl"
         pool = [
-            example_from_dict(task.example_type, row, where=f"{pool_file}: ")
+            example_from_dict(method.task.example_type, row, where=f"{pool_file}: ")
             for row in read_jsonl(pool_file)
         ]
         emb_file = folder / "embeddings.npy"

@@ -38,9 +38,9 @@ from typing import Any
 
 import torch
 
-from ecomlm.io import read_json, write_json
+from ecomlm.io import atomic_write_dir, read_json, write_json
 from ecomlm.methods import lora_data
-from ecomlm.methods.base import METHOD_FILE, config_from_dict, method_header
+from ecomlm.methods.base import METHOD_FILE, config_from_dict, method_from_folder, method_header
 from ecomlm.methods.llm import end_of_turn_id, generate, load_llm, score_labels
 from ecomlm.tasks.base import Prediction, Task
 
@@ -467,11 +467,7 @@ class LoraMethod:
 
     @classmethod
     def load(cls, path: str | Path) -> LoraMethod:
-        from ecomlm.tasks import get_task
-
-        header = read_json(Path(path) / METHOD_FILE)
-        config = config_from_dict(cls.Config, header["config"], where=f"{path}/{METHOD_FILE}: ")
-        method = cls(get_task(header["task"], **header.get("task_options", {})), config)
+        method, _ = method_from_folder(cls, path)
         method._load(Path(path) / ADAPTER_DIR, trainable=False)
         method.model.eval()
         return method
@@ -520,16 +516,7 @@ def _locate(step: int, plan: Any, grad_accum: int) -> tuple[int, int]:
 
 def _save_adapter(model: Any, target: Path) -> None:
     """PEFT ``save_pretrained`` into a temp folder, then swapped in (never half-written)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(str(tmp))
-    old = target.with_name(f".{target.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    if target.exists():
-        target.rename(old)
-    tmp.rename(target)
-    shutil.rmtree(old, ignore_errors=True)
+    atomic_write_dir(target, lambda tmp: model.save_pretrained(str(tmp)))
 
 
 def _rng_state() -> dict[str, Any]:
@@ -557,10 +544,6 @@ def _save_checkpoint(
     folder: Path, fingerprint: str, step: int, model: Any, optimizer: Any, scheduler: Any
 ) -> None:
     """Adapter + optimizer + scheduler + RNG + step, written to a temp folder then swapped in."""
-    tmp = folder.with_name(f".{folder.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    model.save_pretrained(str(tmp / ADAPTER_DIR))
     state = {
         "fingerprint": fingerprint,
         "step": step,
@@ -568,13 +551,12 @@ def _save_checkpoint(
         "scheduler": scheduler.state_dict(),
         "rng": _rng_state(),
     }
-    torch.save(state, tmp / STATE_FILE)
-    old = folder.with_name(f".{folder.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    if folder.exists():
-        folder.rename(old)
-    tmp.rename(folder)
-    shutil.rmtree(old, ignore_errors=True)
+
+    def write(tmp: Path) -> None:
+        model.save_pretrained(str(tmp / ADAPTER_DIR))
+        torch.save(state, tmp / STATE_FILE)
+
+    atomic_write_dir(folder, write)
 
 
 def _load_checkpoint(

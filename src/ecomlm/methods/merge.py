@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ecomlm.io import read_json, write_json
-from ecomlm.methods.base import METHOD_FILE, method_header
+from ecomlm.methods.base import METHOD_FILE, method_from_folder, method_header
 from ecomlm.tasks.base import Prediction, Task
 
 COMBINATIONS = (
@@ -341,17 +341,13 @@ class MergedLoraMethod:
 
     @classmethod
     def load(cls, path: str | Path) -> MergedLoraMethod:
-        from ecomlm.methods.base import config_from_dict
-        from ecomlm.tasks import get_task
-
         folder = Path(path)
         header = read_json(folder / METHOD_FILE)
         if header.get("method") != cls.name:
             raise ValueError(
                 f"{folder / METHOD_FILE}: method is {header.get('method')!r}, not 'merge'"
             )
-        task = get_task(header["task"], **(header.get("task_options") or {}))
-        method = cls(task, config_from_dict(cls.Config, header.get("config"), f"{folder}: "))
+        method, _ = method_from_folder(cls, folder)
         method.adapter_dir = folder / ADAPTER_DIR
         if not (method.adapter_dir / "adapter_config.json").is_file():
             raise FileNotFoundError(f"{method.adapter_dir}/adapter_config.json not found")

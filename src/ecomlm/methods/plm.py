@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ecomlm.io import read_json, write_json
-from ecomlm.methods.base import METHOD_FILE, config_from_dict, method_header
+from ecomlm.io import write_json
+from ecomlm.methods.base import METHOD_FILE, method_from_folder, method_header
 from ecomlm.methods.hf_train import (
     check_examples,
     esci_product_text,
@@ -199,12 +199,8 @@ class BertMethod:
             AutoTokenizer,
         )
 
-        from ecomlm.tasks import get_task
-
         path = Path(path)
-        header = read_json(path / METHOD_FILE)
-        task = get_task(header["task"], **header.get("task_options", {}))
-        method = cls(task, config_from_dict(cls.Config, header["config"], where=f"{path}: "))
+        method, header = method_from_folder(cls, path)
         method.labels = list(header["labels"])
         method.tokenizer = AutoTokenizer.from_pretrained(path)
         auto = (

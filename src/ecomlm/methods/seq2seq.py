@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ecomlm.io import read_json, write_json
-from ecomlm.methods.base import METHOD_FILE, config_from_dict, method_header
+from ecomlm.methods.base import METHOD_FILE, method_from_folder, method_header
 from ecomlm.methods.hf_train import (
     check_examples,
     length_sorted_batches,
@@ -227,12 +227,8 @@ class Seq2SeqMethod:
     def load(cls, path: str | Path) -> Seq2SeqMethod:
         from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, EncoderDecoderModel
 
-        from ecomlm.tasks import get_task
-
         path = Path(path)
-        header = read_json(path / METHOD_FILE)
-        task = get_task(header["task"], **header.get("task_options", {}))
-        method = cls(task, config_from_dict(cls.Config, header["config"], where=f"{path}: "))
+        method, header = method_from_folder(cls, path)
         method.tokenizer = AutoTokenizer.from_pretrained(path)
         model_type = read_json(path / "config.json").get("model_type")
         auto = EncoderDecoderModel if model_type == "encoder-decoder" else AutoModelForSeq2SeqLM
