@@ -24,6 +24,8 @@ import torch
 from ecomlm.io import read_json, write_json
 from ecomlm.runs import RunSpec, execute_run
 
+VARIANTS = ["zero_shot", "lora", "lora_fp32"]  # lora_fp32: LoRA with mixed_precision="no"
+
 
 def acceptance_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--tasks", nargs="+", default=["queryner", "esci", "desc_gen", "review_summ"])
@@ -34,7 +36,7 @@ def acceptance_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--max-length", type=int, default=384)
-    ap.add_argument("--variants", nargs="+", default=["zero_shot", "lora"])
+    ap.add_argument("--variants", nargs="+", default=["zero_shot", "lora"], choices=VARIANTS)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default="benchmarks/results/lora_acceptance.json")
     ap.add_argument("--runs", default="/tmp/lora_runs")
@@ -49,7 +51,7 @@ def acceptance(args: argparse.Namespace) -> None:
         "cpu_count": os.cpu_count(),
         "torch_threads": args.threads,
         "platform": platform.platform(),
-        "note": "2-core VM shared with 7 other jobs; load average logged per run",
+        "note": "load average logged per run",
     }
     for task in args.tasks:
         for variant in args.variants:
@@ -63,6 +65,8 @@ def acceptance(args: argparse.Namespace) -> None:
             }
             if variant == "zero_shot":
                 method_config["max_steps"] = 0
+            if variant == "lora_fp32":  # the same run without bf16 autocast
+                method_config["mixed_precision"] = "no"
             spec = RunSpec(
                 task=task,
                 method="lora",
@@ -104,9 +108,11 @@ def acceptance(args: argparse.Namespace) -> None:
 BENCH_LORA = {"r": 16, "alpha": 16, "dropout": 0.05, "target_modules": "all-linear"}
 
 
-def matmul_gflops(m: int, k: int, n: int, repeats: int = 20) -> dict[str, float]:
-    """Achievable float32 GFLOP/s of a ``(m x k) @ (k x n)`` matmul, per wall and CPU second."""
-    a, b = torch.randn(m, k), torch.randn(k, n)
+def matmul_gflops(
+    m: int, k: int, n: int, repeats: int = 20, dtype: torch.dtype = torch.float32
+) -> dict[str, float]:
+    """Achievable GFLOP/s of a ``(m x k) @ (k x n)`` matmul, per wall and CPU second."""
+    a, b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
     for _ in range(3):
         a @ b
     wall, cpu = time.perf_counter(), time.process_time()
@@ -161,12 +167,15 @@ def train_flops(p: dict[str, int], seqs: list[int], computed: int, head_tokens: 
     )
 
 
-def ours_round(base: str, task: Any, examples: list[Any], steps: int, batch: int, max_len: int):
+def ours_round(
+    base: str, task: Any, examples: list[Any], steps: int, batch: int, max_len: int, precision: str
+):
     from ecomlm.methods.lora import LoraMethod
 
     cfg = LoraMethod.Config(
         base_model=base, max_steps=steps, batch_size=batch, max_length=max_len,
-        checkpoint_every=0, log_every=0, warmup_ratio=0.0, **BENCH_LORA,
+        checkpoint_every=0, log_every=0, warmup_ratio=0.0, mixed_precision=precision,
+        **BENCH_LORA,
     )  # fmt: skip
     method = LoraMethod(task, cfg).fit(examples)
     cost = method.extra_cost
@@ -180,8 +189,11 @@ def ours_round(base: str, task: Any, examples: list[Any], steps: int, batch: int
     }, method.model
 
 
-def hf_round(base: str, task: Any, examples: list[Any], steps: int, batch: int, max_len: int):
-    """A plain HF Trainer + PEFT run: random batches padded to the longest, full logits."""
+def hf_round(
+    base: str, task: Any, examples: list[Any], steps: int, batch: int, max_len: int, precision: str
+):
+    """A plain HF Trainer + PEFT run: random batches padded to the longest, full logits;
+    ``precision="bf16"`` is the Trainer's own ``bf16=True`` (CPU autocast)."""
     import tempfile
 
     from datasets import Dataset
@@ -233,7 +245,7 @@ def hf_round(base: str, task: Any, examples: list[Any], steps: int, batch: int, 
             output_dir=tmp, per_device_train_batch_size=batch, max_steps=steps,
             learning_rate=2e-4, lr_scheduler_type="cosine", warmup_ratio=0.0,
             logging_strategy="no", save_strategy="no", report_to=[], use_cpu=True,
-            dataloader_num_workers=0, disable_tqdm=True, seed=0,
+            dataloader_num_workers=0, disable_tqdm=True, seed=0, bf16=precision == "bf16",
         )  # fmt: skip
         trainer = Counting(
             model=model, args=args, train_dataset=Dataset.from_list(rows),
@@ -241,6 +253,10 @@ def hf_round(base: str, task: Any, examples: list[Any], steps: int, batch: int, 
             callbacks=[Clock()],
         )  # fmt: skip
         trainer.train()
+    from accelerate.state import AcceleratorState
+
+    # the Trainer's bf16=True pins accelerate's process-wide state; our next fit sets its own
+    AcceleratorState._reset_state(reset_partial_state=True)
     return {
         "tokens": seen["tokens"],
         "padded_tokens": seen["padded"],
@@ -252,13 +268,14 @@ def hf_round(base: str, task: Any, examples: list[Any], steps: int, batch: int, 
 
 
 def scoring_round(
-    base: str, task: Any, examples: list[Any], mode: str, batch: int
+    base: str, task: Any, examples: list[Any], mode: str, batch: int, precision: str
 ) -> tuple[float, float, float]:
     from ecomlm.methods.lora import LoraMethod
 
     cfg = LoraMethod.Config(
-        base_model=base, max_steps=0, esci_inference=mode, eval_batch_size=batch
-    )
+        base_model=base, max_steps=0, esci_inference=mode, eval_batch_size=batch,
+        mixed_precision=precision,
+    )  # fmt: skip
     method = LoraMethod(task, cfg).fit([])
     start, cpu = time.perf_counter(), time.process_time()
     preds = method.predict(examples)
@@ -266,41 +283,10 @@ def scoring_round(
     return seconds, cpu_seconds, sum(not p.valid for p in preds) / len(preds)
 
 
-def speed(args: argparse.Namespace) -> None:
-    from ecomlm.data import load_splits
-    from ecomlm.methods import lora_data
-    from ecomlm.methods.llm import load_llm
-    from ecomlm.tasks import get_task
-
-    torch.set_num_threads(args.threads)
-    task = get_task(args.task)
-    splits = load_splits(args.task, "synthetic", seed=0)
-    pool = splits["train"]
-    per_round = args.steps * args.batch_size
-    load_start = os.getloadavg()
-    rounds = []
-    model_counts = None
-    for r in range(args.rounds):
-        examples = pool[r * per_round : (r + 1) * per_round]
-        gflops_before = matmul_gflops(args.batch_size * 256, 576, 1536)
-        ours, model = ours_round(
-            args.base, task, examples, args.steps, args.batch_size, args.max_length
-        )
-        model_counts = model_counts or flop_model(model)
-        del model
-        hf, model = hf_round(
-            args.base, task, examples, args.steps, args.batch_size, args.max_length
-        )
-        del model
-        gflops_after = matmul_gflops(args.batch_size * 256, 576, 1536)
-        rounds.append({"ours": ours, "hf": hf, "matmul_gflops": [gflops_before, gflops_after]})
-        print(json.dumps(rounds[-1]), flush=True)
-
-    _, tok = load_llm(args.base)
-    seqs = [
-        len(lora_data.encode_example(tok, task, ex, args.max_length))
-        for ex in pool[: args.rounds * per_round]
-    ]
+def train_summary(
+    rounds: list[dict], counts: dict[str, int], seqs: list[int], matmul_shape: list[int]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Tokens/s, speed-up and FLOP share of one precision's rounds (both clocks)."""
 
     def total(side: str, key: str) -> float:
         return sum(x[side][key] for x in rounds)
@@ -310,20 +296,17 @@ def speed(args: argparse.Namespace) -> None:
     ours_answers = total("ours", "answer_tokens")
     hf_widths = [w for x in rounds for w in x["hf"].pop("widths")]
     # ours: rows are length-bucketed, attention over ~own length; computed = padded positions
-    ours_flops = train_flops(model_counts, seqs, ours_pad, ours_answers)
-    hf_flops = train_flops(model_counts, hf_widths, hf_pad, hf_pad)
-    six_n = 6 * (model_counts["body_params"] + model_counts["lm_head_params"]) * ours_tok
+    ours_flops = train_flops(counts, seqs, ours_pad, ours_answers)
+    hf_flops = train_flops(counts, hf_widths, hf_pad, hf_pad)
+    six_n = 6 * (counts["body_params"] + counts["lm_head_params"]) * ours_tok
     train: dict[str, Any] = {
         "ours_padding_share": round(1 - ours_tok / max(ours_pad, 1), 4),
         "hf_padding_share": round(1 - hf_tok / max(hf_pad, 1), 4),
         "answer_token_share": round(ours_answers / max(ours_tok, 1), 4),
     }
-    flops: dict[str, Any] = {
-        "matmul_shape": [args.batch_size * 256, 576, 1536],
-        "accounting": train_flops.__doc__,
-    }
-    # "wall": wall-clock seconds; "cpu": this process's CPU seconds (1 torch thread), the
-    # fairer clock on a shared, oversubscribed machine.
+    flops: dict[str, Any] = {"matmul_shape": matmul_shape}
+    # "wall": wall-clock seconds; "cpu": this process's CPU seconds (the fairer clock
+    # when other jobs share the machine).
     for clock, key in (("wall", "seconds"), ("cpu", "cpu_seconds")):
         ours_s, hf_s = total("ours", key), total("hf", key)
         matmul = [g[clock] for x in rounds for g in x["matmul_gflops"]]
@@ -338,24 +321,91 @@ def speed(args: argparse.Namespace) -> None:
         flops[f"hf_executed_gflops_{clock}"] = round(hf_flops / hf_s / 1e9, 2)
         flops[f"hf_share_of_matmul_{clock}"] = round(hf_flops / hf_s / 1e9 / achievable, 3)
     train["rounds"] = rounds
+    return train, flops
 
-    # label scoring vs generation (esci), interleaved
-    times = {"score": [0.0, 0.0], "generate": [0.0, 0.0]}
+
+def speed(args: argparse.Namespace) -> None:
+    """Per precision: our trainer and the HF Trainer on the same examples, then the
+    matmul rate in that precision (the FLOP-share denominator); then esci scoring vs
+    generation in each precision."""
+    from ecomlm.data import load_splits
+    from ecomlm.methods import lora_data
+    from ecomlm.methods.llm import load_llm
+    from ecomlm.tasks import get_task
+
+    torch.set_num_threads(args.threads)
+    task = get_task(args.task)
+    splits = load_splits(args.task, "synthetic", seed=0)
+    pool = splits["train"]
+    per_round = args.steps * args.batch_size
+    load_start = os.getloadavg()
+    shape = [args.batch_size * 256, 576, 1536]
+    _, tok = load_llm(args.base)
+    seqs = [
+        len(lora_data.encode_example(tok, task, ex, args.max_length))
+        for ex in pool[: args.rounds * per_round]
+    ]
+    counts: dict[str, int] = {}
+    train, flops = {}, {"accounting": train_flops.__doc__}
+    previous = read_json(Path(args.out)) if Path(args.out).exists() else {}
+    if "train" not in args.parts:  # keep the earlier training results
+        train, flops, counts = previous["train"], previous["flops"], previous["params"]
+    for precision in args.precision if "train" in args.parts else []:
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+        rounds = []
+        for r in range(args.rounds):
+            examples = pool[r * per_round : (r + 1) * per_round]
+            before = matmul_gflops(*shape, dtype=dtype)
+            ours, model = ours_round(
+                args.base, task, examples, args.steps, args.batch_size, args.max_length, precision
+            )
+            counts = counts or flop_model(model)
+            del model
+            hf, model = hf_round(
+                args.base, task, examples, args.steps, args.batch_size, args.max_length, precision
+            )
+            del model
+            after = matmul_gflops(*shape, dtype=dtype)
+            rounds.append({"ours": ours, "hf": hf, "matmul_gflops": [before, after]})
+            print(precision, json.dumps(rounds[-1]), flush=True)
+        train[precision], flops[precision] = train_summary(rounds, counts, seqs, shape)
+
+    inference = previous.get("esci_inference", {}) if "inference" not in args.parts else {}
     eval_examples = splits["test"][: args.eval_examples]
-    invalid = {}
-    if task.labels:
-        for _ in range(args.rounds):
-            for mode in ("score", "generate"):
-                wall, cpu, invalid[mode] = scoring_round(
-                    args.base, task, eval_examples, mode, args.eval_batch
-                )
-                times[mode][0] += wall
-                times[mode][1] += cpu
-    n_eval = len(eval_examples) * args.rounds
+    if task.labels and "inference" in args.parts:
+        for precision in args.precision:
+            times = {"score": [0.0, 0.0], "generate": [0.0, 0.0]}
+            invalid = {}
+            for _ in range(args.rounds):
+                for mode in ("score", "generate"):
+                    wall, cpu, invalid[mode] = scoring_round(
+                        args.base, task, eval_examples, mode, args.eval_batch, precision
+                    )
+                    times[mode][0] += wall
+                    times[mode][1] += cpu
+            n_eval = len(eval_examples) * args.rounds
+            (sw, sc), (gw, gc) = times["score"], times["generate"]
+            inference[precision] = {
+                "examples": n_eval,
+                "score_examples_per_wall_s": round(n_eval / sw, 3),
+                "generate_examples_per_wall_s": round(n_eval / gw, 3),
+                "speedup_wall": round(gw / sw, 3),
+                "score_examples_per_cpu_s": round(n_eval / sc, 3),
+                "generate_examples_per_cpu_s": round(n_eval / gc, 3),
+                "speedup_cpu": round(gc / sc, 3),
+                "invalid_rate": invalid,
+                "generate_max_new_tokens": 8,
+                "model": "zero-shot base (no adapter training)",
+            }
+    command = "python benchmarks/bench_lora.py speed " + " ".join(
+        f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
+        for k, v in vars(args).items()
+        if k != "command"
+    )
+    commands = {**previous.get("commands", {}), **{part: command for part in args.parts}}
     result = {
-        "command": "python benchmarks/bench_lora.py speed "
-        + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "command"),
-        "device": f"CPU ({os.cpu_count()} cores, torch threads={args.threads}), shared",
+        "commands": commands,
+        "device": f"CPU ({os.cpu_count()} cores, torch threads={args.threads})",
         "load_average_start": load_start,
         "load_average_end": os.getloadavg(),
         "model": args.base,
@@ -366,26 +416,14 @@ def speed(args: argparse.Namespace) -> None:
             "rounds": args.rounds,
             "max_length": args.max_length,
             "lora": BENCH_LORA,
-            "dtype": "float32",
+            "weights_dtype": "float32",
+            "precisions": args.precision,
         },
-        "params": model_counts,
+        "params": counts,
         "train": train,
         "flops": flops,
+        "esci_inference": inference,
     }
-    if task.labels:
-        (sw, sc), (gw, gc) = times["score"], times["generate"]
-        result["esci_inference"] = {
-            "examples": n_eval,
-            "score_examples_per_wall_s": round(n_eval / sw, 3),
-            "generate_examples_per_wall_s": round(n_eval / gw, 3),
-            "speedup_wall": round(gw / sw, 3),
-            "score_examples_per_cpu_s": round(n_eval / sc, 3),
-            "generate_examples_per_cpu_s": round(n_eval / gc, 3),
-            "speedup_cpu": round(gc / sc, 3),
-            "invalid_rate": invalid,
-            "generate_max_new_tokens": 8,
-            "model": "zero-shot base (no adapter training)",
-        }
     write_json(args.out, result)
     print(json.dumps({k: result[k] for k in ("train", "flops")}, default=str)[:3000])
 
@@ -393,13 +431,15 @@ def speed(args: argparse.Namespace) -> None:
 def speed_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--base", default="smollm2")
     ap.add_argument("--task", default="esci")
-    ap.add_argument("--steps", type=int, default=3)
-    ap.add_argument("--batch-size", type=int, default=4)
-    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--max-length", type=int, default=384)
-    ap.add_argument("--eval-examples", type=int, default=16)
-    ap.add_argument("--eval-batch", type=int, default=8)
+    ap.add_argument("--precision", nargs="+", default=["no", "bf16"], choices=["no", "bf16"])
+    ap.add_argument("--eval-examples", type=int, default=32)
+    ap.add_argument("--eval-batch", type=int, default=16)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--parts", nargs="+", default=["train", "inference"])
     ap.add_argument("--out", default="benchmarks/results/lora.json")
 
 
@@ -415,9 +455,9 @@ def acceptance_table(paths: list[Path]) -> list[str]:
             for r in read_json(path)["runs"]:
                 rows[(r["task"], r["source"], r["variant"])] = r
     lines = [
-        "| task | source | train | eval n | metric | zero-shot | LoRA | invalid (zs / LoRA) "
-        "| LoRA train s | command |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| task | source | train | eval n | metric | zero-shot | LoRA | LoRA float32 "
+        "| invalid (zs / LoRA) | LoRA train s | command |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for task, source in sorted({(t, s) for t, s, _ in rows}):
         zs, lo = rows.get((task, source, "zero_shot")), rows.get((task, source, "lora"))
@@ -435,7 +475,8 @@ def acceptance_table(paths: list[Path]) -> list[str]:
         )
         lines.append(
             f"| {task} | {source} | {any_row['train_size']} | {any_row['eval_n']} | {metric} | "
-            f"{val(zs)} | {val(lo)} | {val(zs, 'invalid_rate')} / {val(lo, 'invalid_rate')} | "
+            f"{val(zs)} | {val(lo)} | {val(rows.get((task, source, 'lora_fp32')))} | "
+            f"{val(zs, 'invalid_rate')} / {val(lo, 'invalid_rate')} | "
             f"{'—' if lo is None else lo['cost'].get('train_seconds')} | {cmd} |"
         )
     return lines
@@ -447,40 +488,48 @@ def report(args: argparse.Namespace) -> None:
     speed_path = Path(args.speed)
     if speed_path.exists():
         r = read_json(speed_path)
-        t, f = r["train"], r["flops"]
+        commands = r.get("commands") or {"train": r["command"]}
         lines += [
-            f"Speed: `{r['command']}` — {r['device']}, load average "
+            *(f"Speed ({part}): `{cmd}`." for part, cmd in commands.items()),
+            f"{r['device']}, load average "
             f"{[round(x, 1) for x in r['load_average_start']]} → "
             f"{[round(x, 1) for x in r['load_average_end']]}, model {r['model']}, "
             f"task {r['task']}.",
             "",
-            "| measure | clock | ours | HF Trainer + PEFT | ratio |",
-            "|---|---|---|---|---|",
+            "| precision | measure | clock | ours | HF Trainer + PEFT | ratio |",
+            "|---|---|---|---|---|---|",
         ]
-        for c in ("cpu", "wall"):
-            lines += [
-                f"| training tokens/s (real tokens) | {c} | {t[f'ours_tokens_per_{c}_s']} | "
-                f"{t[f'hf_trainer_tokens_per_{c}_s']} | {t[f'speedup_{c}']}× |",
-                f"| executed GFLOP/s | {c} | {f[f'ours_executed_gflops_{c}']} | "
-                f"{f[f'hf_executed_gflops_{c}']} | |",
-                f"| share of measured matmul ({f[f'achievable_matmul_gflops_{c}']} GFLOP/s) | "
-                f"{c} | {f[f'ours_share_of_matmul_{c}']} | {f[f'hf_share_of_matmul_{c}']} | |",
-                f"| 6·N·tokens convention, GFLOP/s | {c} | "
-                f"{f[f'ours_6n_convention_gflops_{c}']} | | |",
-            ]
-        lines.append(f"| padding share | | {t['ours_padding_share']} | {t['hf_padding_share']} | |")
-        e = r.get("esci_inference")
-        if e:
+        for precision, t in r["train"].items():
+            f = r["flops"][precision]
+            name = "float32" if precision == "no" else f"{precision} autocast"
+            for c in ("cpu", "wall"):
+                lines += [
+                    f"| {name} | training tokens/s (real tokens) | {c} | "
+                    f"{t[f'ours_tokens_per_{c}_s']} | {t[f'hf_trainer_tokens_per_{c}_s']} | "
+                    f"{t[f'speedup_{c}']}× |",
+                    f"| {name} | share of measured matmul "
+                    f"({f[f'achievable_matmul_gflops_{c}']} GFLOP/s) | {c} | "
+                    f"{f[f'ours_share_of_matmul_{c}']} | {f[f'hf_share_of_matmul_{c}']} | |",
+                ]
+            lines.append(
+                f"| {name} | padding share | | {t['ours_padding_share']} | "
+                f"{t['hf_padding_share']} | |"
+            )
+        if r.get("esci_inference"):
             lines += [
                 "",
-                "| esci inference | examples/CPU-s | examples/wall-s | invalid rate |",
-                "|---|---|---|---|",
-                f"| label scoring | {e['score_examples_per_cpu_s']} | "
+                "| precision | esci inference | examples/CPU-s | examples/wall-s | invalid rate |",
+                "|---|---|---|---|---|",
+            ]
+        for precision, e in r.get("esci_inference", {}).items():
+            name = "float32" if precision == "no" else f"{precision} autocast"
+            lines += [
+                f"| {name} | label scoring | {e['score_examples_per_cpu_s']} | "
                 f"{e['score_examples_per_wall_s']} | {e['invalid_rate']['score']} |",
-                f"| generation (max {e['generate_max_new_tokens']} new tokens) | "
+                f"| {name} | generation (max {e['generate_max_new_tokens']} new tokens) | "
                 f"{e['generate_examples_per_cpu_s']} | {e['generate_examples_per_wall_s']} | "
                 f"{e['invalid_rate']['generate']} |",
-                f"| speed-up | {e['speedup_cpu']}× | {e['speedup_wall']}× | |",
+                f"| {name} | speed-up | {e['speedup_cpu']}× | {e['speedup_wall']}× | |",
             ]
     lines += ["", *acceptance_table([Path(p) for p in args.acceptance])]
     print("\n".join(lines))

@@ -3,7 +3,14 @@
 import pytest
 import torch
 
-from ecomlm.methods.llm import generate, load_llm, prompt_text, score_labels
+from ecomlm.methods.llm import (
+    MIN_SHARED_PREFIX,
+    generate,
+    load_llm,
+    prompt_text,
+    score_labels,
+    shared_prefix,
+)
 
 
 def _full_logprob(model, tok, prompt, label):
@@ -26,6 +33,35 @@ def test_score_labels_matches_direct_computation(tiny_llama):
         direct = torch.tensor([_full_logprob(model, tok, prompt, lab) for lab in labels])
         expected = torch.softmax(direct, 0).tolist()
         assert [probs[lab] for lab in labels] == pytest.approx(expected, abs=1e-4)
+
+
+def test_shared_prefix_scoring_equals_full_sequences(tiny_llama):
+    """Prompts with a long common instruction: the prefix runs once, its cache is shared
+    (padding sits between prefix and each prompt's own tokens), results keep input order."""
+    model, tok = load_llm(tiny_llama)
+    instruction = "Classify the relevance of the product to the query. Answer with the label only."
+    queries = ["red shoes", "a much longer query about phone cases and chargers", "x", "blue"]
+    prompts = [
+        prompt_text(tok, [{"role": "user", "content": f"{instruction}\nQuery: {q}"}])
+        for q in queries
+    ]
+    encoded = [tok(p, add_special_tokens=False).input_ids for p in prompts]
+    assert len(shared_prefix(encoded)) >= MIN_SHARED_PREFIX  # the shared path is exercised
+    labels = ["Exact", "Substitute", "Irrelevant"]
+    shared = score_labels(model, tok, prompts, labels, batch_size=3)
+    plain = score_labels(model, tok, prompts, labels, batch_size=3, share_prefix=False)
+    for prompt, got, ref in zip(prompts, shared, plain, strict=True):
+        direct = torch.tensor([_full_logprob(model, tok, prompt, lab) for lab in labels])
+        expected = torch.softmax(direct, 0).tolist()
+        assert [got[lab] for lab in labels] == pytest.approx(expected, abs=1e-4)
+        assert [ref[lab] for lab in labels] == pytest.approx(expected, abs=1e-4)
+
+
+def test_shared_prefix_leaves_a_token_per_sequence():
+    assert shared_prefix([[1, 2, 3], [1, 2, 3]]) == [1, 2]
+    assert shared_prefix([[1, 2, 3, 4], [1, 2, 9], [1, 2, 3]]) == [1, 2]
+    assert shared_prefix([[5], [5, 6]]) == []
+    assert shared_prefix([]) == []
 
 
 def test_generate_is_batch_invariant(tiny_llama):

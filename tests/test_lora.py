@@ -55,7 +55,7 @@ def config(tiny_llama: str, tmp_path, **kw) -> LoraMethod.Config:
     base = dict(
         base_model=tiny_llama, r=4, alpha=8, dropout=0.0, lr=2e-2, batch_size=4,
         max_length=1024, max_steps=4, warmup_ratio=0.0, eval_batch_size=8,
-        work_dir=str(tmp_path / "work"), log_every=0,
+        work_dir=str(tmp_path / "work"), log_every=0, mixed_precision="no",
     )  # fmt: skip
     base.update(kw)
     return LoraMethod.Config(**base)
@@ -249,3 +249,62 @@ def test_config_errors_are_clear(tiny_llama):
         make_method("lora", EsciTask(), {"esci_inference": "vote"})
     with pytest.raises(FileNotFoundError, match="no PEFT adapter"):
         adapter_dir(tiny_llama)
+
+
+# ------------------------------------------------------------------ precision
+
+
+def test_precision_resolution_and_validation(tiny_llama, tmp_path):
+    from ecomlm.methods.lora import resolve_precision
+
+    assert resolve_precision("no") == "no" and resolve_precision("bf16") == "bf16"
+    assert resolve_precision("auto") in ("no", "bf16")
+    with pytest.raises(ValueError, match="mixed_precision"):
+        LoraMethod(EsciTask(), config(tiny_llama, tmp_path, mixed_precision="fp8"))
+
+
+def test_bf16_autocast_training_lowers_loss_and_predicts(tiny_llama, tmp_path):
+    train = esci_examples(16)
+    zero = LoraMethod(EsciTask(), config(tiny_llama, tmp_path, max_steps=0)).fit(train)
+    tuned = LoraMethod(
+        EsciTask(), config(tiny_llama, tmp_path, max_steps=12, mixed_precision="bf16")
+    ).fit(train)
+    assert tuned.extra_cost["mixed_precision"] == "bf16"
+    assert tuned.loss(train) < zero.loss(train) - 0.15
+    # adapter weights stay float32 (autocast casts per op, the optimizer updates float32)
+    assert all(p.dtype == torch.float32 for p in tuned.model.parameters() if p.requires_grad)
+    preds = tuned.predict(train[:4])
+    assert all(p.valid and abs(sum(p.scores.values()) - 1) < 1e-3 for p in preds)
+
+
+def test_cheap_dropout_matches_dropout_statistics():
+    from ecomlm.methods.lora import CheapDropout
+
+    drop = CheapDropout(0.05).train()
+    x = torch.ones(1000, 1000, requires_grad=True)
+    torch.manual_seed(0)
+    y = drop(x)
+    kept = (y != 0).float().mean().item()
+    assert abs(kept - 0.95) < 0.002  # 1e6 draws: 5 standard deviations
+    assert torch.allclose(y[y != 0], torch.tensor(1 / 0.95))  # survivors rescaled
+    y.sum().backward()
+    assert torch.equal(x.grad, y.detach())  # gradient = mask * scale
+    torch.manual_seed(0)
+    assert torch.equal(drop(x), y)  # seeded like any torch RNG
+    assert not torch.equal(drop(x), y)  # fresh mask per call
+    assert drop.eval()(x) is x and CheapDropout(0.0).train()(x) is x
+    rows = drop.train()(torch.ones(4096, 64))
+    assert abs((rows != 0).float().mean(0) - 0.95).max() < 0.02  # no column is spared
+
+
+def test_cpu_training_uses_cheap_dropout_and_still_learns(tiny_llama, tmp_path):
+    from ecomlm.methods.lora import CheapDropout
+
+    train = esci_examples(16)
+    method = LoraMethod(EsciTask(), config(tiny_llama, tmp_path, dropout=0.1, max_steps=12))
+    method.fit(train)
+    drops = [m for m in method.model.modules() if isinstance(m, CheapDropout)]
+    lora_layers = [m for m in method.model.modules() if hasattr(m, "lora_A")]
+    assert drops and len(drops) == len(lora_layers)
+    zero = LoraMethod(EsciTask(), config(tiny_llama, tmp_path, max_steps=0)).fit(train)
+    assert method.loss(train) < zero.loss(train) - 0.15

@@ -45,7 +45,8 @@ def make_adapter_run(base: str, run_dir: Path, seed: int, task: str = "esci", **
             "method": "lora",
             "task": task,
             "task_options": options,
-            "config": {"base_model": base, "max_new_tokens": 8},
+            # float32: the switching check compares scores to 1e-5
+            "config": {"base_model": base, "max_new_tokens": 8, "mixed_precision": "no"},
         },
     )
     spec = RunSpec(task=task, method="lora", task_options=options)
@@ -116,7 +117,9 @@ def test_merged_adapter_run_is_served_like_its_method(runs, tmp_path):
     from ecomlm.serve.registry import ModelRegistry
     from ecomlm.tasks.esci import EsciExample
 
-    config = MergedLoraMethod.Config(adapters=[str(runs["esci_a"]), str(runs["esci_b"])])
+    config = MergedLoraMethod.Config(
+        adapters=[str(runs["esci_a"]), str(runs["esci_b"])], mixed_precision="no"
+    )
     merged = write_merged_run(config, tmp_path / "esci_ab")
     registry = ModelRegistry.from_args([str(merged), str(runs["esci_a"])])
     assert registry.get("esci_ab").base == registry.get("esci_a").base  # one shared base

@@ -61,7 +61,7 @@ def adapter_run(base: str, run_dir: Path, task: str) -> Path:
         if "lora_" in name:
             torch.nn.init.normal_(param, std=0.5)
     model.save_pretrained(run_dir / "model" / "adapter")
-    config = {"base_model": base, "max_new_tokens": 8}
+    config = {"base_model": base, "max_new_tokens": 8, "mixed_precision": "no"}
     header = {"method": "lora", "task": task, "task_options": {}, "config": config}
     write_json(run_dir / "model" / "method.json", header)
     write_yaml(run_dir / "config.yaml", dataclasses.asdict(RunSpec(task=task, method="lora")))

@@ -9,6 +9,7 @@ so its prompt truncation at inference matches training exactly).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from typing import Any
 
@@ -149,6 +150,20 @@ def generate(
     return outputs
 
 
+def shared_prefix(sequences: Sequence[list[int]]) -> list[int]:
+    """The longest common token prefix, leaving every sequence at least one token after it."""
+    if not sequences:
+        return []
+    n = min(len(s) for s in sequences) - 1
+    first = sequences[0]
+    for seq in sequences[1:]:
+        n = next((i for i in range(n) if seq[i] != first[i]), n)
+    return list(first[: max(n, 0)])
+
+
+MIN_SHARED_PREFIX = 16  # tokens; shorter shared prefixes are not worth a separate pass
+
+
 @torch.inference_mode()
 def score_labels(
     model: Any,
@@ -157,32 +172,58 @@ def score_labels(
     labels: Sequence[str],
     batch_size: int = 8,
     normalize: bool = True,
+    share_prefix: bool = True,
 ) -> list[dict[str, float]]:
     """Per prompt, the probability of each label as the answer (softmax over labels).
 
     A label's score is the (length-normalised) log-likelihood of its tokens plus
-    the end-of-turn token. The prompt is run once per batch (KV cache kept,
-    only its last position projected to the vocabulary); then all labels'
-    tokens continue from the shared cache in one small forward pass. No
-    generation, no vocabulary projection for prompt tokens.
+    the end-of-turn token. Nothing is computed twice: the prompts' common prefix
+    (system prompt + instruction, ~60% of an ESCI prompt) runs once for all of
+    them and its KV cache is shared; prompts are length-sorted and each batch runs
+    only its prompts' own tokens (only the last position projected to the
+    vocabulary); then all labels' tokens continue from the cache in one small
+    forward pass. No generation, no vocabulary projection for prompt tokens.
     """
     eot = end_of_turn_id(tokenizer)
     label_ids = [encode(tokenizer, label) + [eot] for label in labels]
     n_labels = len(label_ids)
     width = max(len(ids) for ids in label_ids) - 1  # continuation tokens fed after the prompt
     device = next(model.parameters()).device
-    results: list[dict[str, float]] = []
-    for start in range(0, len(prompts), batch_size):
-        chunk = [encode(tokenizer, p) for p in prompts[start : start + batch_size]]
-        inputs = left_padded(tokenizer, chunk, device)
+    encoded = [encode(tokenizer, p) for p in prompts]
+    prefix = shared_prefix(encoded) if share_prefix and len(encoded) > 1 else []
+    prefix_cache = None
+    if len(prefix) >= MIN_SHARED_PREFIX:
+        ids = torch.tensor([prefix], device=device)
+        prefix_cache = model(input_ids=ids, use_cache=True, logits_to_keep=1).past_key_values
+    else:
+        prefix = []
+    n_prefix = len(prefix)
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+    results: list[dict[str, float]] = [{} for _ in encoded]
+    for start in range(0, len(order), batch_size):
+        batch = order[start : start + batch_size]
+        inputs = left_padded(tokenizer, [encoded[i][n_prefix:] for i in batch], device)
         mask = inputs["attention_mask"]
-        out = model(**inputs, position_ids=_positions(mask), use_cache=True, logits_to_keep=1)
+        positions = _positions(mask) + n_prefix
+        cache = None
+        if prefix_cache is not None:  # [prefix][left padding][prompt's own tokens]
+            cache = copy.deepcopy(prefix_cache)
+            cache.batch_repeat_interleave(len(batch))
+            mask = torch.cat([mask.new_ones(len(batch), n_prefix), mask], dim=1)
+        out = model(
+            input_ids=inputs["input_ids"],
+            attention_mask=mask,
+            position_ids=positions,
+            past_key_values=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
         first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)  # (B, V)
         rest = None
         if width > 0:
             cache = out.past_key_values
             cache.batch_repeat_interleave(n_labels)
-            rows = len(chunk) * n_labels
+            rows = len(batch) * n_labels
             cont = torch.full((rows, width), tokenizer.pad_token_id, dtype=torch.long)
             cont_mask = torch.zeros((rows, width), dtype=torch.long)
             for row in range(rows):
@@ -199,7 +240,7 @@ def score_labels(
                 use_cache=True,
             ).logits
             rest = torch.log_softmax(logits.float(), dim=-1)  # (B * K, width, V)
-        for b in range(len(chunk)):
+        for b, index in enumerate(batch):
             totals = []
             for k, ids in enumerate(label_ids):
                 total = first[b, ids[0]]
@@ -210,5 +251,5 @@ def score_labels(
                     total = total + pred.gather(-1, target[:, None]).sum()
                 totals.append(total / len(ids) if normalize else total)
             probs = torch.softmax(torch.stack(totals), dim=0).tolist()
-            results.append(dict(zip(labels, probs, strict=True)))
+            results[index] = dict(zip(labels, probs, strict=True))
     return results

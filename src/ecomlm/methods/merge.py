@@ -267,6 +267,7 @@ class MergedLoraMethod:
         esci_inference: str = "score"  # "score" | "generate"
         max_new_tokens: int | None = None  # default per task (LoRA's MAX_NEW_TOKENS)
         eval_batch_size: int = 16
+        mixed_precision: str = "auto"  # as LoraMethod's: autocast at prediction
 
     def __init__(self, task: Task, config: MergedLoraMethod.Config | None = None) -> None:
         self.task = task
@@ -319,6 +320,7 @@ class MergedLoraMethod:
                 esci_inference=self.config.esci_inference,
                 max_new_tokens=self.config.max_new_tokens,
                 eval_batch_size=self.config.eval_batch_size,
+                mixed_precision=self.config.mixed_precision,
             )
         return self._predictor
 

@@ -3,7 +3,10 @@
 ``model`` is a T5/BART folder or Hugging Face id (``AutoModelForSeq2SeqLM``), or an
 encoder-only BERT — by default the bundled MiniLM — which is warm-started into a
 BERT2BERT ``EncoderDecoderModel`` (Rothe et al., 2020): encoder and decoder both start
-from the BERT weights, only the decoder's cross-attention starts random. Beam search
+from the BERT weights; the decoder's cross-attention (and, for MiniLM, which has no MLM
+head, the LM-head transform) starts random. By default the warm-started encoder stays
+frozen: trained jointly at the decoder's learning rate it collapsed (every token got the
+same output) and the decoder ignored the source (docs/results_baselines.md). Beam search
 and length limits are configurable; dev evaluation during training is greedy for speed.
 """
 
@@ -40,11 +43,12 @@ class Seq2SeqConfig:
     max_target_length: int = 96
     epochs: int = 3
     batch_size: int = 8
-    lr: float = 1e-4
+    lr: float = 5e-4  # cross-attention and the LM head transform start random
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
     tie_encoder_decoder: bool = False  # BERT2BERT only: share encoder/decoder weights
-    freeze_embeddings: bool = True  # keep word embeddings (and the tied output layer) fixed
+    freeze_encoder: bool = True  # BERT2BERT only (untied): train decoder + cross-attention
+    freeze_embeddings: bool = False  # True: keep word embeddings (and the tied output layer) fixed
     patience: int = 2
     eval_every: int = 0  # steps between dev evaluations; 0 = once per epoch
     max_dev: int = 64  # dev examples generated for early stopping (first N)
@@ -138,6 +142,11 @@ class Seq2SeqMethod:
         if cfg.freeze_embeddings:
             for emb in {id(e): e for e in self._embeddings()}.values():
                 emb.weight.requires_grad_(False)
+        if cfg.freeze_encoder and self._warm_started() and not cfg.tie_encoder_decoder:
+            # Trained jointly at a decoder-friendly lr, the warm-started encoder collapses
+            # (every token gets the same output) and the decoder turns into a source-blind
+            # language model; frozen, it keeps its pretrained features (and steps are faster).
+            self.model.get_encoder().requires_grad_(False)
         features = []
         for ex in train:
             source = self._source_ids(ex)
