@@ -550,6 +550,8 @@ def main() -> None:
             "benchmarks/results/lora_acceptance_small.json",
             "benchmarks/results/lora_acceptance_summ.json",
             "benchmarks/results/lora_queryner.json",
+            "benchmarks/results/lora_acceptance_esci256.json",
+            "benchmarks/results/lora_queryner_2k.json",
         ],
     )
     args = ap.parse_args()
