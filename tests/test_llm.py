@@ -57,6 +57,26 @@ def test_shared_prefix_scoring_equals_full_sequences(tiny_llama):
         assert [ref[lab] for lab in labels] == pytest.approx(expected, abs=1e-4)
 
 
+@pytest.mark.parametrize("tree", [True, False])
+def test_labels_of_different_lengths_both_continuation_paths(tiny_llama, monkeypatch, tree):
+    """All labels in one row under a block-diagonal 4D mask (llama family) or one row per
+    (prompt, label) over a repeated cache (other models): both equal full sequences."""
+    import ecomlm.methods.llm as llm
+
+    if not tree:
+        monkeypatch.setattr(llm, "TREE_MASK_MODELS", ())
+    model, tok = load_llm(tiny_llama)
+    assert model.config.model_type in llm.TREE_MASK_MODELS or not tree
+    prompts = [prompt_text(tok, [{"role": "user", "content": q}]) for q in ["red", "blue shirt x"]]
+    labels = ["A", "ab cd", "a much longer label text here", "Exact"]
+    assert len({len(tok(lab, add_special_tokens=False).input_ids) for lab in labels}) >= 3
+    got = score_labels(model, tok, prompts, labels, batch_size=2)
+    for prompt, probs in zip(prompts, got, strict=True):
+        direct = torch.tensor([_full_logprob(model, tok, prompt, lab) for lab in labels])
+        expected = torch.softmax(direct, 0).tolist()
+        assert [probs[lab] for lab in labels] == pytest.approx(expected, abs=1e-4)
+
+
 def test_shared_prefix_leaves_a_token_per_sequence():
     assert shared_prefix([[1, 2, 3], [1, 2, 3]]) == [1, 2]
     assert shared_prefix([[1, 2, 3, 4], [1, 2, 9], [1, 2, 3]]) == [1, 2]

@@ -161,6 +161,11 @@ def shared_prefix(sequences: Sequence[list[int]]) -> list[int]:
     return list(first[: max(n, 0)])
 
 
+# Model families whose sdpa attention honours a custom 4D mask (checked against full
+# sequences in tests/test_llm.py); others (e.g. Gemma3's sliding windows) take the
+# repeated-cache path.
+TREE_MASK_MODELS = ("llama", "mistral", "qwen2", "qwen3")
+
 MIN_SHARED_PREFIX = 16  # tokens; shorter shared prefixes are not worth a separate pass
 
 
@@ -221,25 +226,7 @@ def score_labels(
         first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)  # (B, V)
         rest = None
         if width > 0:
-            cache = out.past_key_values
-            cache.batch_repeat_interleave(n_labels)
-            rows = len(batch) * n_labels
-            cont = torch.full((rows, width), tokenizer.pad_token_id, dtype=torch.long)
-            cont_mask = torch.zeros((rows, width), dtype=torch.long)
-            for row in range(rows):
-                ids = label_ids[row % n_labels][:-1]
-                cont[row, : len(ids)] = torch.tensor(ids)
-                cont_mask[row, : len(ids)] = 1
-            lengths = mask.sum(-1).repeat_interleave(n_labels)
-            full_mask = torch.cat([mask.repeat_interleave(n_labels, 0), cont_mask.to(device)], 1)
-            logits = model(
-                input_ids=cont.to(device),
-                attention_mask=full_mask,
-                position_ids=lengths[:, None] + torch.arange(width, device=device),
-                past_key_values=cache,
-                use_cache=True,
-            ).logits
-            rest = torch.log_softmax(logits.float(), dim=-1)  # (B * K, width, V)
+            rest = _continue_labels(model, out.past_key_values, mask, label_ids, width, tokenizer)
         for b, index in enumerate(batch):
             totals = []
             for k, ids in enumerate(label_ids):
@@ -253,3 +240,54 @@ def score_labels(
             probs = torch.softmax(torch.stack(totals), dim=0).tolist()
             results[index] = dict(zip(labels, probs, strict=True))
     return results
+
+
+def _continue_labels(
+    model: Any, cache: Any, mask: torch.Tensor, label_ids: list[list[int]], width: int, tok: Any
+) -> torch.Tensor:
+    """Log-probs ``(B * K, width, V)`` of every label's tokens after every prompt in the cache.
+
+    Where the model takes a custom 4D mask, all K labels of a prompt go in one row
+    (label k's tokens see the prompt and their own earlier tokens: a block-diagonal
+    causal mask), so the prompt cache is used as is; otherwise the cache is
+    repeated K times and each (prompt, label) pair gets its own row.
+    """
+    device, n_labels, batch = mask.device, len(label_ids), mask.shape[0]
+    cont = torch.full((n_labels, width), tok.pad_token_id, dtype=torch.long)
+    real = torch.zeros((n_labels, width), dtype=torch.bool)
+    for k, ids in enumerate(label_ids):
+        cont[k, : len(ids) - 1] = torch.tensor(ids[:-1])
+        real[k, : len(ids) - 1] = True
+    cont, real = cont.to(device), real.to(device)
+    steps = torch.arange(width, device=device)
+    lengths = mask.sum(-1)  # the first label token's position in each row
+    config = model.config
+    if config.model_type in TREE_MASK_MODELS and config._attn_implementation == "sdpa":
+        causal = torch.ones(width, width, dtype=torch.bool, device=device).tril()
+        block = torch.block_diag(*(causal & real[k][None, :] for k in range(n_labels)))
+        span = n_labels * width
+        full = torch.cat(
+            [
+                mask.bool()[:, None, None, :].expand(batch, 1, span, -1),
+                block.expand(batch, 1, -1, -1),
+            ],
+            dim=-1,
+        )
+        logits = model(
+            input_ids=cont.reshape(1, span).expand(batch, -1),
+            attention_mask=full,
+            position_ids=lengths[:, None] + steps.repeat(n_labels)[None, :],
+            past_key_values=cache,
+            use_cache=True,
+        ).logits
+        return torch.log_softmax(logits.float(), dim=-1).reshape(batch * n_labels, width, -1)
+    cache.batch_repeat_interleave(n_labels)
+    full_mask = torch.cat([mask.repeat_interleave(n_labels, 0), real.long().repeat(batch, 1)], 1)
+    logits = model(
+        input_ids=cont.repeat(batch, 1),
+        attention_mask=full_mask,
+        position_ids=lengths.repeat_interleave(n_labels)[:, None] + steps,
+        past_key_values=cache,
+        use_cache=True,
+    ).logits
+    return torch.log_softmax(logits.float(), dim=-1)  # (B * K, width, V)
