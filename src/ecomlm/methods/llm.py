@@ -161,10 +161,10 @@ def shared_prefix(sequences: Sequence[list[int]]) -> list[int]:
     return list(first[: max(n, 0)])
 
 
-# Model families whose sdpa attention honours a custom 4D mask (checked against full
-# sequences in tests/test_llm.py); others (e.g. Gemma3's sliding windows) take the
-# repeated-cache path.
-TREE_MASK_MODELS = ("llama", "mistral", "qwen2", "qwen3")
+# Model families whose sdpa attention is checked to honour a custom 4D mask (against
+# full sequences in tests/test_llm.py); others (e.g. Gemma3, whose sliding-window layers
+# would not apply their window to a custom mask) take the repeated-cache path.
+TREE_MASK_MODELS = ("llama",)
 
 MIN_SHARED_PREFIX = 16  # tokens; shorter shared prefixes are not worth a separate pass
 
