@@ -196,12 +196,12 @@ def score_labels(
     device = next(model.parameters()).device
     encoded = [encode(tokenizer, p) for p in prompts]
     prefix = shared_prefix(encoded) if share_prefix and len(encoded) > 1 else []
+    if len(prefix) < MIN_SHARED_PREFIX:
+        prefix = []
     prefix_cache = None
-    if len(prefix) >= MIN_SHARED_PREFIX:
+    if prefix:
         ids = torch.tensor([prefix], device=device)
         prefix_cache = model(input_ids=ids, use_cache=True, logits_to_keep=1).past_key_values
-    else:
-        prefix = []
     n_prefix = len(prefix)
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
     results: list[dict[str, float]] = [{} for _ in encoded]
@@ -226,7 +226,8 @@ def score_labels(
         first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)  # (B, V)
         rest = None
         if width > 0:
-            rest = _continue_labels(model, out.past_key_values, mask, label_ids, width, tokenizer)
+            cache = out.past_key_values
+            rest = _continue_labels(model, cache, mask, label_ids, width, tokenizer.pad_token_id)
         for b, index in enumerate(batch):
             totals = []
             for k, ids in enumerate(label_ids):
@@ -243,7 +244,7 @@ def score_labels(
 
 
 def _continue_labels(
-    model: Any, cache: Any, mask: torch.Tensor, label_ids: list[list[int]], width: int, tok: Any
+    model: Any, cache: Any, mask: torch.Tensor, label_ids: list[list[int]], width: int, pad_id: int
 ) -> torch.Tensor:
     """Log-probs ``(B * K, width, V)`` of every label's tokens after every prompt in the cache.
 
@@ -253,7 +254,7 @@ def _continue_labels(
     repeated K times and each (prompt, label) pair gets its own row.
     """
     device, n_labels, batch = mask.device, len(label_ids), mask.shape[0]
-    cont = torch.full((n_labels, width), tok.pad_token_id, dtype=torch.long)
+    cont = torch.full((n_labels, width), pad_id, dtype=torch.long)
     real = torch.zeros((n_labels, width), dtype=torch.bool)
     for k, ids in enumerate(label_ids):
         cont[k, : len(ids) - 1] = torch.tensor(ids[:-1])

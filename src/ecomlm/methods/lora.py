@@ -125,17 +125,14 @@ class CheapDropout(torch.nn.Module):
         return torch.where(keep, x, 0.0).mul_(1.0 / (1.0 - self.p))
 
 
-def use_cheap_dropout(model: Any) -> int:
-    """Swap PEFT's LoRA ``nn.Dropout`` modules for ``CheapDropout``; returns how many."""
-    swapped = 0
+def use_cheap_dropout(model: Any) -> None:
+    """Swap PEFT's LoRA ``nn.Dropout`` modules for ``CheapDropout``."""
     for module in model.modules():
         drops = getattr(module, "lora_dropout", None)
         if isinstance(drops, torch.nn.ModuleDict):
             for key, drop in drops.items():
                 if isinstance(drop, torch.nn.Dropout) and drop.p > 0:
                     drops[key] = CheapDropout(drop.p)
-                    swapped += 1
-    return swapped
 
 
 class LoraMethod:
