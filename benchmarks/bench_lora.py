@@ -170,7 +170,7 @@ def train_flops(p: dict[str, int], seqs: list[int], computed: int, head_tokens: 
 def ours_round(
     base: str, task: Any, examples: list[Any], steps: int, batch: int, max_len: int, precision: str
 ):
-    from ecomlm.methods.lora import LoraMethod
+    from ecomlm.methods.llm.lora import LoraMethod
 
     cfg = LoraMethod.Config(
         base_model=base, max_steps=steps, batch_size=batch, max_length=max_len,
@@ -200,8 +200,8 @@ def hf_round(
     from peft import LoraConfig, get_peft_model
     from transformers import DataCollatorForSeq2Seq, Trainer, TrainerCallback, TrainingArguments
 
-    from ecomlm.methods import lora_data
-    from ecomlm.methods.llm import load_llm
+    from ecomlm.methods.llm import lora_data
+    from ecomlm.methods.llm.causal_lm import load_llm
 
     model, tok = load_llm(base)
     model = get_peft_model(
@@ -270,7 +270,7 @@ def hf_round(
 def scoring_round(
     base: str, task: Any, examples: list[Any], mode: str, batch: int, precision: str
 ) -> tuple[float, float, float]:
-    from ecomlm.methods.lora import LoraMethod
+    from ecomlm.methods.llm.lora import LoraMethod
 
     cfg = LoraMethod.Config(
         base_model=base, max_steps=0, esci_inference=mode, eval_batch_size=batch,
@@ -329,8 +329,8 @@ def speed(args: argparse.Namespace) -> None:
     matmul rate in that precision (the FLOP-share denominator); then esci scoring vs
     generation in each precision."""
     from ecomlm.data import load_splits
-    from ecomlm.methods import lora_data
-    from ecomlm.methods.llm import load_llm
+    from ecomlm.methods.llm import lora_data
+    from ecomlm.methods.llm.causal_lm import load_llm
     from ecomlm.tasks import get_task
 
     torch.set_num_threads(args.threads)

@@ -41,7 +41,7 @@ def matmul(args: argparse.Namespace) -> dict:
 
 
 def dropout(args: argparse.Namespace) -> dict:
-    from ecomlm.methods.lora import CheapDropout
+    from ecomlm.methods.llm.lora import CheapDropout
 
     x = torch.randn(2568, 576)
     cheap = CheapDropout(0.05).train()
@@ -56,8 +56,8 @@ def step(args: argparse.Namespace) -> dict:
     """CPU-s of one SmolLM2 LoRA forward + backward (8 ESCI examples) with PEFT's own
     dropout (p=0.05) and with none: the difference is what dropout costs."""
     from ecomlm.data import load_splits
-    from ecomlm.methods import lora_data
-    from ecomlm.methods.lora import AnswerOnlyLoss, LoraMethod
+    from ecomlm.methods.llm import lora_data
+    from ecomlm.methods.llm.lora import AnswerOnlyLoss, LoraMethod
     from ecomlm.tasks import get_task
 
     task = get_task("esci")
@@ -133,7 +133,7 @@ def scoring(args: argparse.Namespace) -> dict:
 
 def devloss(args: argparse.Namespace) -> dict:
     from ecomlm.data import load_splits
-    from ecomlm.methods.lora import LoraMethod
+    from ecomlm.methods.llm.lora import LoraMethod
 
     test = load_splits("esci", "synthetic", seed=0)["test"][: args.examples]
     losses = {}

@@ -96,7 +96,7 @@ def make_lora_run(base: str, out: Path, task: str = "esci", r: int = 16) -> Path
     from peft import LoraConfig, get_peft_model
 
     from ecomlm.io import write_json, write_yaml
-    from ecomlm.methods.llm import load_llm
+    from ecomlm.methods.llm.causal_lm import load_llm
     from ecomlm.runs import RunSpec
 
     model, _ = load_llm(base)

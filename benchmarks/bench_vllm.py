@@ -36,7 +36,7 @@ def make_adapter_runs(base: str, n: int, out: Path, r: int) -> dict[str, Path]:
 
     from ecomlm.io import write_json
     from ecomlm.methods.base import METHOD_FILE
-    from ecomlm.methods.llm import load_llm
+    from ecomlm.methods.llm.causal_lm import load_llm
 
     runs = {}
     for i in range(n):

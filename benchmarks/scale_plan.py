@@ -71,8 +71,8 @@ DECODE_MFU = 0.05  # batched greedy decoding with vLLM: memory-bound
 
 def token_stats(task_name: str, max_length: int, limit: int) -> dict:
     from ecomlm.data import load_splits
-    from ecomlm.methods import lora_data
-    from ecomlm.methods.llm import end_of_turn_id, load_llm
+    from ecomlm.methods.llm import lora_data
+    from ecomlm.methods.llm.causal_lm import end_of_turn_id, load_llm
     from ecomlm.tasks import get_task
 
     _, tok = load_llm("smollm2")

@@ -1,7 +1,7 @@
 """A minimal OpenAI-compatible chat server for the ICL tests (real HTTP, real generations).
 
 ``POST /v1/chat/completions`` answers with a local model's greedy generation
-(``ecomlm.methods.llm``), ``GET /v1/models`` lists the one served model. Fault
+(``ecomlm.methods.llm.causal_lm``), ``GET /v1/models`` lists the one served model. Fault
 modes make the failure paths testable: ``faults`` is a queue consumed one per
 request ("500", "429", "garbage", "slow"); ``mode`` applies to every request
 once the queue is empty (same values, plus "no_usage"); ``responder`` replaces
@@ -30,7 +30,7 @@ def free_port() -> int:
 
 class ChatServer:
     def __init__(self, model_path: str, model_name: str = "tiny-llama"):
-        from ecomlm.methods.llm import load_llm
+        from ecomlm.methods.llm.causal_lm import load_llm
 
         self.model, self.tokenizer = load_llm(model_path)
         self.model_name = model_name
@@ -60,7 +60,7 @@ class ChatServer:
             self.bodies.clear()
 
     def _generate(self, messages: list[dict], max_tokens: int) -> tuple[str, int, int]:
-        from ecomlm.methods.llm import generate, prompt_text
+        from ecomlm.methods.llm.causal_lm import generate, prompt_text
 
         prompt = prompt_text(self.tokenizer, messages)
         with self._generate_lock:

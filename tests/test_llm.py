@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from ecomlm.methods.llm import (
+from ecomlm.methods.llm.causal_lm import (
     MIN_SHARED_PREFIX,
     generate,
     load_llm,
@@ -61,7 +61,7 @@ def test_shared_prefix_scoring_equals_full_sequences(tiny_llama):
 def test_labels_of_different_lengths_both_continuation_paths(tiny_llama, monkeypatch, tree):
     """All labels in one row under a block-diagonal 4D mask (llama family) or one row per
     (prompt, label) over a repeated cache (other models): both equal full sequences."""
-    import ecomlm.methods.llm as llm
+    import ecomlm.methods.llm.causal_lm as llm
 
     if not tree:
         monkeypatch.setattr(llm, "TREE_MASK_MODELS", ())

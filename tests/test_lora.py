@@ -7,10 +7,10 @@ from collections import Counter
 import pytest
 import torch
 
-from ecomlm.methods import lora as lora_mod
-from ecomlm.methods import lora_data
-from ecomlm.methods.llm import end_of_turn_id, load_llm, prompt_text, score_labels
-from ecomlm.methods.lora import LoraMethod, adapter_dir
+from ecomlm.methods.llm import lora as lora_mod
+from ecomlm.methods.llm import lora_data
+from ecomlm.methods.llm.causal_lm import end_of_turn_id, load_llm, prompt_text, score_labels
+from ecomlm.methods.llm.lora import LoraMethod, adapter_dir
 from ecomlm.tasks.esci import EsciExample, EsciTask
 from ecomlm.tasks.queryner import NerExample, QueryNerTask
 
@@ -255,7 +255,7 @@ def test_config_errors_are_clear(tiny_llama):
 
 
 def test_precision_resolution_and_validation(tiny_llama, tmp_path):
-    from ecomlm.methods.lora import resolve_precision
+    from ecomlm.methods.llm.lora import resolve_precision
 
     assert resolve_precision("no") == "no" and resolve_precision("bf16") == "bf16"
     assert resolve_precision("auto") in ("no", "bf16")
@@ -278,7 +278,7 @@ def test_bf16_autocast_training_lowers_loss_and_predicts(tiny_llama, tmp_path):
 
 
 def test_cheap_dropout_matches_dropout_statistics():
-    from ecomlm.methods.lora import CheapDropout
+    from ecomlm.methods.llm.lora import CheapDropout
 
     drop = CheapDropout(0.05).train()
     x = torch.ones(1000, 1000, requires_grad=True)
@@ -298,7 +298,7 @@ def test_cheap_dropout_matches_dropout_statistics():
 
 
 def test_cpu_training_uses_cheap_dropout_and_still_learns(tiny_llama, tmp_path):
-    from ecomlm.methods.lora import CheapDropout
+    from ecomlm.methods.llm.lora import CheapDropout
 
     train = esci_examples(16)
     method = LoraMethod(EsciTask(), config(tiny_llama, tmp_path, dropout=0.1, max_steps=12))

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from ecomlm.methods.merge import (
+from ecomlm.methods.llm.merge import (
     MergedLoraMethod,
     check_compatible,
     merge_adapters,
@@ -348,7 +348,7 @@ def test_expand_list_options():
 
 def test_merged_predicts_like_lora_on_equivalent_adapter(adapters, tmp_path):
     """cat with weights (1, 0) has exactly adapter a's dW: same label probabilities as LoRA."""
-    from ecomlm.methods.lora import LoraMethod
+    from ecomlm.methods.llm.lora import LoraMethod
     from ecomlm.tasks import get_task
     from ecomlm.tasks.esci import EsciExample
 

@@ -6,7 +6,7 @@ import pytest
 
 from ecomlm.data import load_splits
 from ecomlm.methods import load_method, make_method
-from ecomlm.methods.classical import ClassicalMethod, _word_features
+from ecomlm.methods.baselines.classical import ClassicalMethod, _word_features
 from ecomlm.tasks import get_task
 from ecomlm.tasks.desc_gen import DescGenExample
 from ecomlm.tasks.esci import EsciExample

@@ -8,8 +8,8 @@ import torch
 
 from ecomlm.data import load_splits
 from ecomlm.methods import load_method, make_method
-from ecomlm.methods.hf_train import train_loop
-from ecomlm.methods.plm import BertMethod
+from ecomlm.methods.baselines.hf_train import train_loop
+from ecomlm.methods.baselines.plm import BertMethod
 from ecomlm.tasks import get_task
 from ecomlm.tasks.esci import EsciExample
 from ecomlm.tasks.queryner import NerExample

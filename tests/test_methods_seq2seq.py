@@ -6,7 +6,7 @@ import pytest
 
 from ecomlm.data import load_splits
 from ecomlm.methods import load_method, make_method
-from ecomlm.methods.seq2seq import Seq2SeqMethod
+from ecomlm.methods.baselines.seq2seq import Seq2SeqMethod
 from ecomlm.tasks import get_task
 from ecomlm.tasks.desc_gen import DescGenExample
 from ecomlm.tasks.review_summ import ReviewSummExample

@@ -113,7 +113,7 @@ def test_multi_adapter_switching_matches_each_adapter_alone(client, runs, tiny_l
 
 def test_merged_adapter_run_is_served_like_its_method(runs, tmp_path):
     from ecomlm.methods import load_method
-    from ecomlm.methods.merge import MergedLoraMethod, write_merged_run
+    from ecomlm.methods.llm.merge import MergedLoraMethod, write_merged_run
     from ecomlm.serve.registry import ModelRegistry
     from ecomlm.tasks.esci import EsciExample
 
@@ -259,7 +259,7 @@ def live_server(registry):
 def test_openai_client_against_live_server(live_server, runs, tiny_llama):
     import openai
 
-    from ecomlm.methods.llm import generate, load_llm, prompt_text
+    from ecomlm.methods.llm.causal_lm import generate, load_llm, prompt_text
 
     url, _ = live_server
     client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)

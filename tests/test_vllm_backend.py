@@ -13,7 +13,7 @@ import math
 import pytest
 import torch
 
-from ecomlm.methods.lora import LoraMethod
+from ecomlm.methods.llm.lora import LoraMethod
 from ecomlm.scale.vllm_backend import (
     TransformersLoraPredictor,
     label_scores,

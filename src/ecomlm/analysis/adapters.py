@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ecomlm.methods.merge import AdapterSource, resolve_adapter
+from ecomlm.methods.llm.merge import AdapterSource, resolve_adapter
 
 METRICS = ("cos_delta", "cos_A", "cos_B", "overlap_delta", "overlap_B")
 _LAYER = re.compile(r"\.(?:layers|layer|h|blocks)\.(\d+)\.")

@@ -56,7 +56,7 @@ def merge(
     seed: int = typer.Option(0, help="Seed of DARE's random pruning."),
 ) -> None:
     """Merge LoRA adapters into one; OUT is a run folder for ``ecomlm evaluate``."""
-    from ecomlm.methods.merge import MergedLoraMethod, write_merged_run
+    from ecomlm.methods.llm.merge import MergedLoraMethod, write_merged_run
 
     config = MergedLoraMethod.Config(
         adapters=list(adapters),
@@ -79,7 +79,7 @@ def merge(
 
 def find_adapters(paths: list[Path]) -> list[Path]:
     """Each path as an adapter, or every adapter found below it (``runs/<study>``)."""
-    from ecomlm.methods.merge import resolve_adapter
+    from ecomlm.methods.llm.merge import resolve_adapter
 
     found: list[Path] = []
     for path in paths:

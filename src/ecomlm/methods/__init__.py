@@ -16,14 +16,14 @@ from ecomlm.tasks import Task
 
 _REGISTRY: dict[str, str] = {
     # classical floors (one per task family; each raises for tasks it does not cover)
-    "classical": "ecomlm.methods.classical:ClassicalMethod",
+    "classical": "ecomlm.methods.baselines.classical:ClassicalMethod",
     # fine-tuned small pretrained models
-    "bert": "ecomlm.methods.plm:BertMethod",
-    "seq2seq": "ecomlm.methods.seq2seq:Seq2SeqMethod",
+    "bert": "ecomlm.methods.baselines.plm:BertMethod",
+    "seq2seq": "ecomlm.methods.baselines.seq2seq:Seq2SeqMethod",
     # LLM methods
-    "lora": "ecomlm.methods.lora:LoraMethod",
-    "icl": "ecomlm.methods.icl:IclMethod",
-    "merge": "ecomlm.methods.merge:MergedLoraMethod",
+    "lora": "ecomlm.methods.llm.lora:LoraMethod",
+    "icl": "ecomlm.methods.icl.method:IclMethod",
+    "merge": "ecomlm.methods.llm.merge:MergedLoraMethod",
 }
 
 METHOD_NAMES = tuple(_REGISTRY)

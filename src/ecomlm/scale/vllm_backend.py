@@ -78,7 +78,7 @@ def read_adapter_run(name: str, run_dir: str | Path) -> AdapterRun:
     """An ``AdapterRun`` from a LoRA run folder (or saved model folder) written by ecomlm."""
     from ecomlm.io import read_json
     from ecomlm.methods.base import METHOD_FILE
-    from ecomlm.methods.lora import adapter_dir
+    from ecomlm.methods.llm.lora import adapter_dir
     from ecomlm.tasks import get_task
 
     folder = adapter_dir(run_dir)
@@ -173,13 +173,13 @@ class VllmMultiLora:
 
     # ------------------------------------------------------------------ helpers
     def _stop_ids(self) -> list[int]:
-        from ecomlm.methods.llm import end_of_turn_id
+        from ecomlm.methods.llm.causal_lm import end_of_turn_id
 
         ids = [end_of_turn_id(self.tokenizer), self.tokenizer.eos_token_id]
         return list(dict.fromkeys(int(i) for i in ids if i is not None))
 
     def _new_tokens(self, run: AdapterRun) -> int:
-        from ecomlm.methods.lora import MAX_NEW_TOKENS
+        from ecomlm.methods.llm.lora import MAX_NEW_TOKENS
 
         if run.max_new_tokens is not None:
             return int(run.max_new_tokens)
@@ -197,8 +197,8 @@ class VllmMultiLora:
         """``[(adapter name, example)]`` -> predictions, all adapters in the same engine run."""
         from vllm import SamplingParams
 
-        from ecomlm.methods import lora_data
-        from ecomlm.methods.llm import end_of_turn_id
+        from ecomlm.methods.llm import lora_data
+        from ecomlm.methods.llm.causal_lm import end_of_turn_id
 
         for name, _ in requests:
             if name not in self.runs:
@@ -277,7 +277,7 @@ class TransformersLoraPredictor:
         self.methods: dict[str, Any] = {}
 
     def predict(self, adapter: str, examples: Sequence[Any]) -> list[Any]:
-        from ecomlm.methods.lora import LoraMethod, adapter_dir
+        from ecomlm.methods.llm.lora import LoraMethod, adapter_dir
 
         if adapter not in self.run_dirs:
             raise KeyError(f"unknown adapter {adapter!r}; loaded: {sorted(self.run_dirs)}")

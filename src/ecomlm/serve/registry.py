@@ -1,7 +1,7 @@
 """The models a server (or a batch job) holds: run folders -> predict / chat.
 
 LoRA and merged-adapter runs that share a base LLM share ONE copy of it: the
-base is loaded once with ``ecomlm.methods.llm.load_llm`` and every adapter is
+base is loaded once with ``ecomlm.methods.llm.causal_lm.load_llm`` and every adapter is
 attached under its run name (PEFT ``load_adapter``); a request switches the
 active adapter with ``set_adapter`` (or ``disable_adapter`` for the plain base).
 Every other method (BERT, seq2seq, classical, ICL) is loaded with
@@ -183,7 +183,7 @@ class ModelRegistry:
 
     def _base(self, base: str) -> LlmBase:
         if base not in self.bases:
-            from ecomlm.methods.llm import load_llm
+            from ecomlm.methods.llm.causal_lm import load_llm
 
             model, tokenizer = load_llm(base, dtype=self.dtype, device=self.device)
             self.bases[base] = LlmBase(base, model, tokenizer)
@@ -299,7 +299,7 @@ class ModelRegistry:
 
 def lora_predictor(task: Task, header: dict, llm: LlmBase) -> Any:
     """A ``LoraMethod`` with the run's inference options whose model is the shared base."""
-    from ecomlm.methods.lora import LoraMethod
+    from ecomlm.methods.llm.lora import LoraMethod
 
     known = {f.name for f in dataclasses.fields(LoraMethod.Config)}
     options = {k: v for k, v in (header.get("config") or {}).items() if k in known}
@@ -325,7 +325,7 @@ def chat_generate(
     """Greedy completion of each conversation in one batch, with token counts for ``usage``."""
     import torch
 
-    from ecomlm.methods.llm import encode, left_padded, prompt_text, stop_token_ids
+    from ecomlm.methods.llm.causal_lm import encode, left_padded, prompt_text, stop_token_ids
 
     encoded = [encode(tokenizer, prompt_text(tokenizer, c)) for c in conversations]
     device = next(model.parameters()).device

@@ -311,7 +311,7 @@ class MergedLoraMethod:
         if self.adapter_dir is None:
             raise RuntimeError("method 'merge' is not fitted: call fit() or load() first")
         if self._predictor is None:
-            from ecomlm.methods.lora import LoraMethod
+            from ecomlm.methods.llm.lora import LoraMethod
 
             self._predictor = LoraMethod.from_adapter(
                 self.task,

@@ -21,7 +21,7 @@ from typing import Any
 
 from ecomlm.io import write_json
 from ecomlm.methods.base import METHOD_FILE, method_from_folder, method_header
-from ecomlm.methods.hf_train import check_examples, esci_product_text, require_task
+from ecomlm.methods.baselines.hf_train import check_examples, esci_product_text, require_task
 from ecomlm.tasks.base import Prediction
 
 MODEL_FILE = "model.joblib"

@@ -308,7 +308,7 @@ class LocalBackend:
         dtype: str = "float32",
         device: str = "cpu",
     ):
-        from ecomlm.methods.llm import load_llm
+        from ecomlm.methods.llm.causal_lm import load_llm
 
         self.model_name = model
         self.model, self.tokenizer = load_llm(model, dtype=dtype, device=device)
@@ -320,7 +320,7 @@ class LocalBackend:
         return int(min(config_limit, tok_limit))
 
     def prompt(self, messages: Messages) -> str:
-        from ecomlm.methods.llm import prompt_text
+        from ecomlm.methods.llm.causal_lm import prompt_text
 
         return prompt_text(self.tokenizer, messages)
 
@@ -337,7 +337,7 @@ class LocalBackend:
         budget: Budget,
         on_done: Callable[[int, Completion], None] | None = None,
     ) -> list[Completion]:
-        from ecomlm.methods.llm import generate
+        from ecomlm.methods.llm.causal_lm import generate
 
         results: list[Completion] = [Completion() for _ in requests]
         prompts = [self.prompt(m) for m in requests]

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from ecomlm.methods.llm import encode, end_of_turn_id, prompt_text
+from ecomlm.methods.llm.causal_lm import encode, end_of_turn_id, prompt_text
 
 IGNORE = -100
 PROMPT_TAIL = 16  # prompt tokens kept from the end when truncating (assistant header)

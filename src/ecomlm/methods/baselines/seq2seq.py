@@ -19,7 +19,7 @@ from typing import Any
 
 from ecomlm.io import read_json, write_json
 from ecomlm.methods.base import METHOD_FILE, method_from_folder, method_header
-from ecomlm.methods.hf_train import (
+from ecomlm.methods.baselines.hf_train import (
     check_examples,
     length_sorted_batches,
     loop_options,

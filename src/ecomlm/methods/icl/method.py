@@ -28,8 +28,8 @@ import numpy as np
 
 from ecomlm.io import read_jsonl, write_json, write_jsonl
 from ecomlm.methods.base import method_from_folder, method_header
-from ecomlm.methods.demos import SELECT_STRATEGIES, DemoSelector
-from ecomlm.methods.icl_backends import (
+from ecomlm.methods.icl.demos import SELECT_STRATEGIES, DemoSelector
+from ecomlm.methods.icl.backends import (
     Budget,
     Completion,
     LocalBackend,
@@ -259,7 +259,7 @@ class IclMethod:
             return estimate_prompt_tokens
         from transformers import AutoTokenizer
 
-        from ecomlm.methods.llm import prompt_text
+        from ecomlm.methods.llm.causal_lm import prompt_text
         from ecomlm.models import llm_path
 
         tok = AutoTokenizer.from_pretrained(llm_path(self.config.tokenizer))

@@ -1,0 +1,1 @@
+"""Baselines: classical floors, fine-tuned encoders (BERT family) and seq2seq."""

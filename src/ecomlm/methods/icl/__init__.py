@@ -1,0 +1,1 @@
+"""In-context learning: the method, its endpoint backends and demo selection."""

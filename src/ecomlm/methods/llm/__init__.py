@@ -1,0 +1,1 @@
+"""Open decoder LLMs: shared model plumbing, LoRA training, adapter merging."""
