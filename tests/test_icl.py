@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from icl_server import GARBAGE, ChatServer, free_port, start_uvicorn, stop_uvicorn
 
+from ecomlm.methods.icl.backends import EndpointError, estimate_prompt_tokens
 from ecomlm.methods.icl.demos import DemoSelector, example_text
 from ecomlm.methods.icl.method import IclMethod, build_messages, fit_demos
-from ecomlm.methods.icl.backends import EndpointError, estimate_prompt_tokens
 from ecomlm.methods.llm.causal_lm import generate, load_llm, prompt_text
 from ecomlm.tasks import get_task
 from ecomlm.tasks.esci import EsciExample

@@ -28,7 +28,6 @@ import numpy as np
 
 from ecomlm.io import read_jsonl, write_json, write_jsonl
 from ecomlm.methods.base import method_from_folder, method_header
-from ecomlm.methods.icl.demos import SELECT_STRATEGIES, DemoSelector
 from ecomlm.methods.icl.backends import (
     Budget,
     Completion,
@@ -37,6 +36,7 @@ from ecomlm.methods.icl.backends import (
     ResponseCache,
     estimate_prompt_tokens,
 )
+from ecomlm.methods.icl.demos import SELECT_STRATEGIES, DemoSelector
 from ecomlm.tasks.base import Messages, Prediction, Task, example_from_dict, example_to_dict
 
 log = logging.getLogger(__name__)

@@ -39,8 +39,8 @@ from typing import Any
 import torch
 
 from ecomlm.io import atomic_write_dir, read_json, write_json
-from ecomlm.methods.llm import lora_data
 from ecomlm.methods.base import METHOD_FILE, config_from_dict, method_from_folder, method_header
+from ecomlm.methods.llm import lora_data
 from ecomlm.methods.llm.causal_lm import end_of_turn_id, generate, load_llm, score_labels
 from ecomlm.tasks.base import Prediction, Task
 
