@@ -72,7 +72,7 @@ def step(args: argparse.Namespace) -> dict:
                 for key in drops:
                     drops[key] = torch.nn.Dropout(p) if p else torch.nn.Identity()
         batch = lora_data.collate(
-            method._training_examples(train)[task.name], method.tokenizer.pad_token_id
+            method._training_examples(train)[0][task.name], method.tokenizer.pad_token_id
         )
         loss = AnswerOnlyLoss(method.model.train())
         for precision in ("float32", "bf16"):

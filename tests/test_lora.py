@@ -7,8 +7,8 @@ from collections import Counter
 import pytest
 import torch
 
-from ecomlm.methods.llm import lora as lora_mod
 from ecomlm.methods.llm import lora_data
+from ecomlm.methods.llm import train_lora as lora_mod
 from ecomlm.methods.llm.causal_lm import end_of_turn_id, load_llm, prompt_text, score_labels
 from ecomlm.methods.llm.lora import LoraMethod, adapter_dir
 from ecomlm.tasks.esci import EsciExample, EsciTask
@@ -217,17 +217,17 @@ def test_resume_continues_from_checkpoint(tiny_llama, tmp_path, monkeypatch):
     cfg = dict(max_steps=6, checkpoint_every=3)
     full = LoraMethod(task, config(tiny_llama, tmp_path / "a", **cfg)).fit(train)
 
-    real_save = lora_mod._save_checkpoint
+    real_save = lora_mod.save_checkpoint
 
     def crash_after_save(*args, **kw):
         real_save(*args, **kw)
         raise KeyboardInterrupt("simulated crash")
 
-    monkeypatch.setattr(lora_mod, "_save_checkpoint", crash_after_save)
+    monkeypatch.setattr(lora_mod, "save_checkpoint", crash_after_save)
     with pytest.raises(KeyboardInterrupt):
         LoraMethod(task, config(tiny_llama, tmp_path / "b", **cfg)).fit(train)
     assert (tmp_path / "b" / "work" / "checkpoint" / "trainer_state.pt").is_file()
-    monkeypatch.setattr(lora_mod, "_save_checkpoint", real_save)
+    monkeypatch.setattr(lora_mod, "save_checkpoint", real_save)
 
     resumed = LoraMethod(task, config(tiny_llama, tmp_path / "b", **cfg)).fit(train)
     assert resumed.resumed_from == 3

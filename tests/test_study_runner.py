@@ -376,7 +376,12 @@ def test_report_on_tiny_study(tmp_path, fake):
     assert "**" in lora_row and "[" in lora_row  # best in bold, with a CI
     for section in ("Findings", "Key comparisons", "Learning curves", "k-shot curve", "Cost"):
         assert section in md
-    assert "lora wins" in md and "LoRA beats ICL" in md
+    findings = md.split("## Findings")[1].split("\n## ")[0]
+    assert "lora beats bert (lora − bert = +" in findings, findings
+    # ICL scores under always answering the majority label: flagged, no claim drawn
+    assert "lora vs icl-k2: inconclusive — icl-k2 is suspect: below the majority" in findings
+    assert "**SUSPECT**: below the majority baseline" in md
+    assert "## Confusion matrices" in md and "| gold \\ predicted |" in md
     assert "(figures/learning_curves.png)" in md
     variants = md.split("## Single-task vs mixed-task vs merged LoRA")[1].split("\n## ")[0]
     assert "| task | n | lora | lora-mixed | merge |" in variants

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ecomlm.io import read_yaml, write_json, write_jsonl, write_yaml
+from ecomlm.methods.convergence import TRAINING_FILE, not_trained_record
 from ecomlm.tasks import Prediction, Task, get_task
 from ecomlm.tasks.base import example_to_dict
 
@@ -135,6 +136,9 @@ def execute_run(
     method.save(out / "model")
     if history:
         write_jsonl(out / TRAIN_LOG, history)
+    record = getattr(method, "training_record", None) or not_trained_record()
+    record = {**record, "train_seconds": round(train_seconds, 3)}
+    write_json(out / TRAINING_FILE, record)
 
     examples = splits[spec.eval_split]
     predictions, metrics, throughput = predict_and_score(method, task, examples)
@@ -142,6 +146,7 @@ def execute_run(
     cost = {
         "train_seconds": round(train_seconds, 3),
         "train_examples": len(splits["train"]),
+        "examples_seen": record["examples_seen"],
         "predict_examples_per_second": round(throughput, 3),
         "peak_memory_mb": round(peak_memory_mb(), 1),
         "world_size": world_size(),

@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from ecomlm.io import atomic_write_text, read_json, read_jsonl, read_yaml
+from ecomlm.methods.convergence import TRAINING_FILE
+from ecomlm.study import verdicts
 from ecomlm.study.store import PLAN_FILE, RESULTS_FILE
 
 PLM_FAMILIES = ("bert", "seq2seq")
@@ -54,6 +56,9 @@ class Run:
     main_metric: str = ""
     seconds: float = math.nan  # wall time of the run (from the results store)
     cpu_seconds: float = math.nan  # CPU time of the run, all threads
+    training: dict[str, Any] = field(default_factory=dict)  # training.json
+    baseline: dict[str, float] | None = None  # majority-label metrics (classification)
+    confusion: dict[str, Any] | None = None  # labels + matrix (classification)
 
     @property
     def done(self) -> bool:
@@ -156,6 +161,9 @@ def load_runs(
             run.metrics = read_json(metrics_path)
             cost_path = run_dir / "cost.json"
             run.cost = read_json(cost_path) if cost_path.exists() else {}
+            training_path = run_dir / TRAINING_FILE
+            run.training = read_json(training_path) if training_path.exists() else {}
+            _classification_extras(run, p["spec"])
             if n_boot and (run_dir / "predictions.jsonl").exists():
                 try:
                     run.stats = run_stats(run_dir, n_boot=n_boot, seed=seed, budget_s=budget_s)
@@ -163,6 +171,30 @@ def load_runs(
                     run.error = f"statistics failed: {e}"
         runs.append(run)
     return runs
+
+
+def _classification_extras(run: Run, spec: dict[str, Any]) -> None:
+    """Majority baseline and confusion matrix of a classification run's predictions."""
+    from sklearn.metrics import confusion_matrix
+
+    from ecomlm.tasks import get_task
+
+    task = get_task(run.task, **(spec.get("task_options") or {}))
+    path = run.dir / "predictions.jsonl"
+    if not task.labels or not path.exists():
+        return
+    rows = list(read_jsonl(path))
+    run.baseline = verdicts.majority_baseline(task, rows)
+    labels = list(task.labels) + ["(invalid)"]
+    gold = [r["gold"] for r in rows if r.get("gold") is not None]
+    pred = [
+        r["value"] if r.get("valid") and r.get("value") in task.labels else "(invalid)"
+        for r in rows
+        if r.get("gold") is not None
+    ]
+    if gold:
+        matrix = confusion_matrix(gold, pred, labels=labels)
+        run.confusion = {"labels": labels, "matrix": matrix.tolist()}
 
 
 # --------------------------------------------------------------------------- blocks
@@ -380,7 +412,7 @@ def _main_table(runs: list[Run], tasks: list[str], labels: list[str]) -> list[Bl
         row = [label]
         for task in tasks:
             r = head.get((task, label))
-            row.append(_fmt_ci(r) + f" (n={_size_str(r.train_size)})" if r else "")
+            row.append(_score_cell(r) if r else "")
         table.rows.append(row)
     for j, task in enumerate(tasks):
         best = _best([head[(task, lbl)] for lbl in labels if (task, lbl) in head])
@@ -393,11 +425,21 @@ def _main_table(runs: list[Run], tasks: list[str], labels: list[str]) -> list[Bl
         (
             "p",
             "Main metric on the evaluation split with its 95% bootstrap CI (resampling "
-            "evaluated examples), for each method at its largest train size (n); best per "
-            "task in bold.",
+            "evaluated examples), for each method at its largest train size (n), with the "
+            "run's stop reason (converged / budget / diverged / not_trained) and its invalid-"
+            "answer rate; best per task in bold. **SUSPECT** marks a run below the majority "
+            "baseline or with over 10% invalid answers; a `budget` run was still improving, "
+            "so its score is a lower bound.",
         ),
         ("table", table),
     ]
+
+
+def _score_cell(r: Run) -> str:
+    text = f"{_fmt_ci(r)} (n={_size_str(r.train_size)}; {verdicts.stop_reason(r)}; "
+    text += f"invalid {_fmt(verdicts.invalid_rate(r), 2)})"
+    suspect = verdicts.suspect_reasons(r)
+    return text + (f" **SUSPECT**: {'; '.join(suspect)}" if suspect else "")
 
 
 def key_comparisons(runs: list[Run], tasks: list[str]) -> list[dict[str, Any]]:
@@ -550,8 +592,9 @@ def _adapter_section(runs: list[Run], out_dir: Path) -> list[Block]:
 def _cost_section(runs: list[Run], tasks: list[str], labels: list[str]) -> list[Block]:
     head = headline_runs(runs)
     table = Table(
-        ["method", "task", "n", "train s", "predict ex/s", "peak MB", "wall s", "CPU s"], []
-    )
+        ["method", "task", "n", "stop", "steps", "examples seen", "lr", "trials", "train s",
+         "predict ex/s", "peak MB", "wall s", "CPU s"], []
+    )  # fmt: skip
     for label in labels:
         for task in tasks:
             r = head.get((task, label))
@@ -563,6 +606,11 @@ def _cost_section(runs: list[Run], tasks: list[str], labels: list[str]) -> list[
                     label,
                     task,
                     _size_str(r.train_size),
+                    verdicts.stop_reason(r),
+                    str(r.training.get("steps", "")),
+                    str(r.training.get("examples_seen", c.get("examples_seen", ""))),
+                    str(r.training.get("lr") or ""),
+                    str(r.training.get("trials", 1)),
                     _fmt(c.get("train_seconds", math.nan), 1),
                     _fmt(c.get("predict_examples_per_second", math.nan), 1),
                     _fmt(c.get("peak_memory_mb", math.nan), 0),
@@ -589,43 +637,54 @@ def _cost_section(runs: list[Run], tasks: list[str], labels: list[str]) -> list[
 def _findings(
     runs: list[Run], tasks: list[str], comps: list[dict[str, Any]], n_boot: int
 ) -> list[Block]:
+    """Guarded findings: a claim only where both runs finished honestly, neither is
+    suspect and the paired CI excludes 0 (``verdicts``); else "inconclusive" + the fix."""
     head = headline_runs(runs)
     items = []
+    if verdicts.pipeline_check(runs):
+        items.append(
+            "**Pipeline check, no finding drawn**: no trained run converged (each stopped "
+            "on its budget while still improving), so any ranking below could be overturned "
+            "by a longer run. Raise the budgets (epochs / max_steps / max_seconds) to get "
+            "findings."
+        )
     for task in tasks:
         rs = [r for (t, _), r in head.items() if t == task]
         ranked = sorted((r for r in rs if not math.isnan(r.main)), key=lambda r: -r.main)
         if not ranked:
             continue
-        win = ranked[0]
-        text = f"**{task}**: {win.label} wins ({win.main_metric} {_fmt(win.main)})"
-        wr = next(
-            (c for c in comps if c["task"] == task and c["kind"] == "winner vs runner-up"), None
-        )
-        if wr and wr["cmp"]:
-            cmp = wr["cmp"]
-            verdict = "significantly" if cmp["p"] < ALPHA else "not significantly"
-            text += (
-                f", {verdict} ahead of {wr['b'].label} ({cmp['delta']:+.3f}, 95% CI "
-                f"[{cmp['lo']:+.3f}, {cmp['hi']:+.3f}], {_p_text(cmp['p'], cmp['n_boot'])})"
-            )
-        text += "."
-        for c in comps:
-            if c["task"] != task or c["kind"] == "winner vs runner-up" or not c["cmp"]:
-                continue
-            cmp = c["cmp"]
-            ga, gb = c["kind"].split(" vs ")
-            effect = f"{cmp['delta']:+.3f}, {_p_text(cmp['p'], cmp['n_boot'])}"
-            if cmp["p"] < ALPHA:
-                better, worse = (ga, gb) if cmp["delta"] > 0 else (gb, ga)
-                text += f" {better} beats {worse} ({effect})."
-            else:
-                text += f" {ga} vs {gb}: no significant difference ({effect})."
+        text = f"**{task}** ({ranked[0].main_metric}): "
+        claims = [c for c in comps if c["task"] == task]
+        text += " ".join(verdicts.verdict(c["a"], c["b"], c["cmp"])[1] for c in claims)
+        if not claims:
+            text += f"only {ranked[0].label} finished; nothing to compare."
         text += _variant_findings(runs, head, task)
         items.append(text)
     failed = [r for r in runs if r.status in ("failed", "skipped")]
     if failed:
         items.append(f"{len(failed)} run(s) failed or were skipped; see 'Failed runs'.")
-    return [("h2", "Findings"), ("ul", items)] if items else []
+    intro = (
+        "A finding says 'A beats B' only when both runs converged (or train nothing: ICL, "
+        "zero-shot, merges), neither is suspect, and the paired-bootstrap 95% CI of the "
+        "difference excludes 0; otherwise it says 'inconclusive' and why."
+    )
+    return [("h2", "Findings"), ("p", intro), ("ul", items)] if items else []
+
+
+def _confusion_section(runs: list[Run]) -> list[Block]:
+    blocks: list[Block] = []
+    for (task, label), r in sorted(headline_runs(runs).items()):
+        if not r.confusion:
+            continue
+        labels = r.confusion["labels"]
+        table = Table(["gold \\ predicted", *labels], [])
+        for name, row in zip(labels, r.confusion["matrix"], strict=True):
+            if name != "(invalid)":
+                table.rows.append([name, *map(str, row)])
+        blocks += [("h3", f"{task} — {label}"), ("table", table)]
+    if not blocks:
+        return []
+    return [("h2", "Confusion matrices (classification tasks)")] + blocks
 
 
 def _variant_findings(runs: list[Run], head: dict[tuple[str, str], Run], task: str) -> str:
@@ -653,9 +712,11 @@ def _variant_findings(runs: list[Run], head: dict[tuple[str, str], Run], task: s
         )
         sig = f", {_p_text(cmp['p'], cmp['n_boot'])}" if cmp else ""
         delta = other.main - single.main
+        blockers = verdicts.claim_blockers(other, single, cmp)
+        guard = f" — inconclusive: {'; '.join(blockers)}" if blockers else ""
         text += (
             f" {other.label} {rel} single-task {single.label} at n={_size_str(single.train_size)}"
-            f" ({delta:+.3f}{sig})."
+            f" ({delta:+.3f}{sig}){guard}."
         )
     return text
 
@@ -721,6 +782,7 @@ def build_report(
         blocks += [("h2", "In-context learning: k-shot curve"), ("fig", fig)]
     blocks += _lora_variants_section(runs, tasks)
     blocks += _adapter_section(runs, out_dir)
+    blocks += _confusion_section(runs)
     blocks += _cost_section(runs, tasks, labels)
     blocks += _failed_section(runs)
     blocks += _all_runs_section(runs)

@@ -15,6 +15,7 @@ import os
 import re
 import statistics
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from typing import Any
 from ecomlm.io import write_json
 from ecomlm.methods.base import METHOD_FILE, method_from_folder, method_header
 from ecomlm.methods.baselines.hf_train import check_examples, esci_product_text, require_task
+from ecomlm.methods.convergence import training_record
 from ecomlm.tasks.base import Prediction
 
 MODEL_FILE = "model.joblib"
@@ -139,8 +141,33 @@ class ClassicalMethod:
         if not train:
             raise ValueError("no training examples")
         self.state = {"fitted": True}
+        start = time.perf_counter()
         getattr(self, f"_fit_{self.task.name}")(train, list(dev or []))
+        self.training_record = training_record(
+            None,
+            stop_reason=self._solver_stop_reason(),
+            dev_metric=self.task.main_metric if dev else None,
+            steps=0,
+            epochs=0.0,
+            examples_seen=len(train),
+            lr=None,
+            train_seconds=time.perf_counter() - start,
+            best_dev_score=self.extra_cost.get("best_dev_score"),
+        )
         return self
+
+    def _solver_stop_reason(self) -> str:
+        """``budget`` when the iterative solver hit its iteration cap, else ``converged``;
+        the summary / template floors fit nothing iteratively (``not_trained``)."""
+        model = self.model
+        if hasattr(model, "steps"):  # sklearn pipeline: the classifier is the last step
+            model = model.steps[-1][1]
+        if hasattr(model, "n_iter_") and hasattr(model, "max_iter"):
+            return "budget" if max(model.n_iter_) >= model.max_iter else "converged"
+        log = getattr(model, "training_log_", None)
+        if log is not None and getattr(model, "max_iterations", None):
+            return "budget" if len(log.iterations) >= model.max_iterations else "converged"
+        return "not_trained"
 
     def _dev_score(self, dev: list[Any]) -> float:
         return self.task.score(dev, self.predict(dev))[self.task.main_metric]

@@ -183,65 +183,62 @@ def train_loop(
     weight_decay: float = 0.01,
     warmup_ratio: float = 0.1,
     patience: int = 2,
+    min_delta: float = 0.0,
     eval_every: int = 0,
+    max_seconds: float | None = None,
     seed: int = 0,
     device: str = "cpu",
     desc: str = "train",
+    dev_metric: str | None = None,
 ) -> dict[str, Any]:
     """AdamW + linear warmup/decay; evaluate on dev every ``eval_every`` steps (0 = each
-    epoch), keep the best weights, stop after ``patience`` evaluations without gain.
+    epoch), keep the best weights, stop after ``patience`` evaluations without a gain
+    (``converged``), at the epoch / wall-clock budget (``budget``) or on a non-finite
+    loss (``diverged``).
 
-    ``evaluate`` returns the dev main metric (higher is better); None trains all epochs.
-    Returns a log: best score, best step, evaluations, steps run, seconds.
+    ``evaluate`` returns the dev main metric (higher is better); None trains the whole
+    budget. Returns a log: evaluations, best step, steps, and ``training_record``
+    (the run's ``training.json``).
     """
     import torch
     from tqdm.auto import tqdm
-    from transformers import get_linear_schedule_with_warmup
+
+    from ecomlm.methods.convergence import Budget, EarlyStopping, training_record
 
     if not features:
         raise ValueError("no training examples")
     rng = random.Random(seed)
     steps_per_epoch = (len(features) + batch_size - 1) // batch_size
     total = max(1, steps_per_epoch * epochs)
-    decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim < 2]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0}],
-        lr=lr,
-        foreach=True,
-    )
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(warmup_ratio * total), total)
-    log: dict[str, Any] = {"best_score": None, "best_step": 0, "evals": [], "stopped_early": False}
+    optimizer, scheduler = _optimizer(model, lr, weight_decay, warmup_ratio, total)
+    budget = Budget(epochs=epochs, max_seconds=max_seconds)
+    stopper = EarlyStopping(patience=patience, min_delta=min_delta)
     best_state: dict[str, Any] | None = None
-    bad_evals = 0
-    step = 0
-    start = time.perf_counter()
+    step, diverged, stop = 0, False, False
 
     def run_eval() -> bool:
-        """Evaluate; return True when training should stop."""
-        nonlocal best_state, bad_evals
+        """Evaluate; return True when patience has run out."""
+        nonlocal best_state
         model.eval()
         score = float(evaluate())
         model.train()
-        log["evals"].append({"step": step, "score": round(score, 5)})
-        if log["best_score"] is None or score > log["best_score"]:
-            log["best_score"], log["best_step"], bad_evals = score, step, 0
+        epoch = step / steps_per_epoch
+        if stopper.update(score, step=step, epoch=epoch, examples_seen=step * batch_size):
             best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-        else:
-            bad_evals += 1
-        tqdm.write(f"[{desc}] step {step}: dev {score:.4f} (best {log['best_score']:.4f})")
-        return bad_evals >= patience
+        tqdm.write(f"[{desc}] step {step}: dev {score:.4f} (best {stopper.best_score:.4f})")
+        return stopper.patience_exhausted
 
     model.to(device).train()
     bar = tqdm(total=total, desc=desc, unit="step")
-    stop = False
-    for _epoch in range(epochs):
+    while not stop and step < total:
         order = list(range(len(features)))
         rng.shuffle(order)
         for b in range(steps_per_epoch):
             rows = [features[i] for i in order[b * batch_size : (b + 1) * batch_size]]
-            batch = pad_batch(rows, pad_id, device)
-            loss = model(**batch).loss
+            loss = model(**pad_batch(rows, pad_id, device)).loss
+            if not torch.isfinite(loss):
+                diverged = stop = True
+                break
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
@@ -250,25 +247,62 @@ def train_loop(
             step += 1
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.3f}")
-            if evaluate is not None and eval_every and step % eval_every == 0:
-                if stop := run_eval():
-                    break
-        if stop:
-            log["stopped_early"] = True
-            break
-        if evaluate is not None and not eval_every:
-            if stop := run_eval():
-                log["stopped_early"] = step < total
+            elapsed = time.perf_counter() - stopper.started
+            out_of_time = max_seconds is not None and elapsed >= max_seconds
+            due = eval_every and step % eval_every == 0
+            if evaluate is not None and (due or out_of_time) and (stop := run_eval()):
                 break
+            if out_of_time:
+                stop = True
+                break
+        if evaluate is not None and not eval_every and not stop:
+            stop = run_eval()
     if evaluate is not None and eval_every and step % eval_every and not stop:
         run_eval()
     bar.close()
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
-    log["steps"] = step
-    log["train_loop_seconds"] = round(time.perf_counter() - start, 3)
-    return log
+    seconds = time.perf_counter() - stopper.started
+    record = training_record(
+        stopper if evaluate is not None else None,
+        stop_reason=stopper.stop_reason(diverged),
+        dev_metric=dev_metric if evaluate is not None else None,
+        steps=step,
+        epochs=step / steps_per_epoch,
+        examples_seen=(step // steps_per_epoch) * len(features)
+        + min((step % steps_per_epoch) * batch_size, len(features)),
+        lr=lr,
+        train_seconds=seconds,
+        budget=budget,
+    )
+    return {
+        "best_score": stopper.best_score,
+        "best_step": stopper.best_step or 0,
+        "evals": [{"step": e["step"], "score": e["score"]} for e in stopper.curve],
+        "stopped_early": stopper.patience_exhausted and step < total,
+        "steps": step,
+        "train_loop_seconds": round(seconds, 3),
+        "training_record": record,
+    }
+
+
+def _optimizer(
+    model: Any, lr: float, weight_decay: float, warmup_ratio: float, total: int
+) -> tuple[Any, Any]:
+    """AdamW without decay on biases/norms, and a linear warmup-then-decay schedule."""
+    import torch
+    from transformers import get_linear_schedule_with_warmup
+
+    decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim < 2]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0}],
+        lr=lr,
+        foreach=True,
+    )
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(warmup_ratio * total), total)
+    return optimizer, scheduler
 
 
 def training_cost(model: Any, log: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -288,4 +322,5 @@ def training_cost(model: Any, log: dict[str, Any], **extra: Any) -> dict[str, An
 def loop_options(cfg: Any) -> dict[str, Any]:
     """The ``train_loop`` keyword arguments a PLM method config carries by the same names."""
     names = ("epochs", "batch_size", "lr", "weight_decay", "warmup_ratio", "patience")
-    return {name: getattr(cfg, name) for name in (*names, "eval_every", "seed")}
+    names = (*names, "min_delta", "eval_every", "max_seconds", "seed")
+    return {name: getattr(cfg, name) for name in names}

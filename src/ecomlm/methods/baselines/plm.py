@@ -33,13 +33,15 @@ from ecomlm.tasks.base import Prediction
 class BertConfig:
     model: str = "minilm"  # bundled name, local folder or HF id
     max_length: int = 128  # word-pieces per input (query + product text for esci)
-    epochs: int = 3
+    epochs: int = 10  # the most epochs; early stopping on dev usually ends sooner
     batch_size: int = 16
     lr: float = 5e-5
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
     freeze_embeddings: bool = True  # keep the word-embedding matrix fixed (2-3x faster on CPU)
     patience: int = 2  # dev evaluations without improvement before stopping
+    min_delta: float = 0.0  # a dev gain must exceed this to count as improvement
+    max_seconds: float | None = None  # wall-clock training budget (None = epochs only)
     eval_every: int = 0  # steps between dev evaluations; 0 = once per epoch
     max_dev: int = 500  # dev examples used for early stopping (first N)
     eval_batch_size: int = 64
@@ -61,6 +63,7 @@ class BertMethod:
         self.tokenizer: Any = None
         self.extra_cost: dict[str, Any] = {}
         self.fit_log: dict[str, Any] = {}  # dev score per evaluation, saved in method.json
+        self.training_record: dict[str, Any] = {}
 
     @property
     def _tagger(self) -> bool:
@@ -136,9 +139,11 @@ class BertMethod:
             pad_id=self.tokenizer.pad_token_id,
             evaluate=evaluate if dev_set else None,
             **loop_options(cfg),
+            dev_metric=self.task.main_metric,
             device=device,
             desc=f"bert/{self.task.name}",
         )
+        self.training_record = log["training_record"]
         self.extra_cost = training_cost(self.model, log)
         self.fit_log = log
         return self

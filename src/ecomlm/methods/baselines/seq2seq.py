@@ -41,7 +41,7 @@ class Seq2SeqConfig:
     source_prefix: str = ""  # e.g. "summarize: " for T5
     max_source_length: int = 256
     max_target_length: int = 96
-    epochs: int = 3
+    epochs: int = 10  # the most epochs; early stopping on dev usually ends sooner
     batch_size: int = 8
     lr: float = 5e-4  # cross-attention and the LM head transform start random
     weight_decay: float = 0.01
@@ -49,7 +49,9 @@ class Seq2SeqConfig:
     tie_encoder_decoder: bool = False  # BERT2BERT only: share encoder/decoder weights
     freeze_encoder: bool = True  # BERT2BERT only (untied): train decoder + cross-attention
     freeze_embeddings: bool = False  # True: keep word embeddings (and the tied output layer) fixed
-    patience: int = 2
+    patience: int = 2  # dev evaluations without improvement before stopping
+    min_delta: float = 0.0  # a dev gain must exceed this to count as improvement
+    max_seconds: float | None = None  # wall-clock training budget (None = epochs only)
     eval_every: int = 0  # steps between dev evaluations; 0 = once per epoch
     max_dev: int = 64  # dev examples generated for early stopping (first N)
     num_beams: int = 4
@@ -82,6 +84,7 @@ class Seq2SeqMethod:
         self.tokenizer: Any = None
         self.extra_cost: dict[str, Any] = {}
         self.fit_log: dict[str, Any] = {}  # dev score per evaluation, saved in method.json
+        self.training_record: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ model
 
@@ -171,9 +174,11 @@ class Seq2SeqMethod:
                 pad_id=self.tokenizer.pad_token_id,
                 evaluate=evaluate if dev_set else None,
                 **loop_options(cfg),
+            dev_metric=self.task.main_metric,
                 device=pick_device(cfg.device),
                 desc=f"seq2seq/{self.task.name}",
             )
+        self.training_record = log["training_record"]
         self.extra_cost = training_cost(self.model, log, train_pairs=len(features))
         self.fit_log = log
         return self

@@ -27,11 +27,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
-import random
-import shutil
-import time
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,13 +35,18 @@ import torch
 
 from ecomlm.io import atomic_write_dir, read_json, write_json
 from ecomlm.methods.base import METHOD_FILE, config_from_dict, method_from_folder, method_header
-from ecomlm.methods.llm import lora_data
+from ecomlm.methods.convergence import not_trained_record
+from ecomlm.methods.llm import lora_data, train_lora
 from ecomlm.methods.llm.causal_lm import end_of_turn_id, generate, load_llm, score_labels
+from ecomlm.methods.llm.precision import autocast, inference_autocast, resolve_precision
+from ecomlm.methods.llm.train_lora import ADAPTER_DIR, STATE_FILE, AnswerOnlyLoss
 from ecomlm.tasks.base import Prediction, Task
 
-ADAPTER_DIR = "adapter"
 CHECKPOINT_DIR = "checkpoint"
-STATE_FILE = "trainer_state.pt"
+__all__ = [  # re-exported: callers import the recipe's pieces from here
+    "ADAPTER_DIR", "STATE_FILE", "AnswerOnlyLoss", "LoraMethod", "autocast",
+    "inference_autocast", "resolve_precision",
+]  # fmt: skip
 
 # Generation budget per task when ``max_new_tokens`` is not set.
 MAX_NEW_TOKENS = {"esci": 8, "queryner": 64, "review_summ": 64, "desc_gen": 96}
@@ -69,35 +69,6 @@ def adapter_dir(path: str | Path) -> Path:
         f"{given} holds no PEFT adapter: expected <run>/model/adapter/, <model>/adapter/ "
         "or a folder with adapter_config.json"
     )
-
-
-class AnswerOnlyLoss(torch.nn.Module):
-    """Cross-entropy on answer tokens, projecting only their hidden states to the vocabulary.
-
-    A module (not a function) so DDP wraps it and its forward syncs gradients.
-    """
-
-    def __init__(self, peft_model: Any) -> None:
-        super().__init__()
-        self.peft_model = peft_model
-
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-        positions: torch.Tensor,
-        targets: torch.Tensor,
-    ) -> torch.Tensor:
-        lm = self.peft_model.get_base_model()  # the CausalLM, LoRA layers injected
-        hidden = lm.get_decoder()(
-            input_ids=input_ids, attention_mask=attention_mask, use_cache=False
-        ).last_hidden_state
-        picked = hidden.reshape(-1, hidden.shape[-1]).index_select(0, positions)
-        logits = lm.get_output_embeddings()(picked).float()
-        cap = getattr(lm.config, "final_logit_softcapping", None)
-        if cap:
-            logits = torch.tanh(logits / cap) * cap
-        return torch.nn.functional.cross_entropy(logits, targets)
 
 
 class CheapDropout(torch.nn.Module):
@@ -154,8 +125,18 @@ class LoraMethod:
         warmup_ratio: float = 0.03
         weight_decay: float = 0.0
         max_grad_norm: float = 1.0
-        epochs: float = 1.0
+        epochs: float = 1.0  # the most epochs (early stopping on dev usually ends sooner)
         max_steps: int | None = None  # optimizer steps; overrides epochs; 0 = zero-shot
+        max_seconds: float | None = None  # wall-clock training budget
+        # early stopping on dev (the task's main metric unless dev_metric is set)
+        patience: int = 3  # dev evaluations without a gain before stopping; 0 = off
+        min_delta: float = 0.0
+        eval_every: int = 0  # optimizer steps between dev evaluations; 0 = 4 per epoch
+        max_dev: int = 200  # dev examples scored per evaluation (first N)
+        dev_metric: str | None = None  # e.g. "f1_macro" for imbalanced classes
+        # classification tasks: draw each class equally often (the label prior otherwise
+        # dominates a small model's answers)
+        class_balance: bool = True
         batch_size: int = 8  # examples per micro-batch (per process)
         batch_tokens: int | None = None  # also cap padded tokens per micro-batch
         grad_accum: int = 1
@@ -193,6 +174,7 @@ class LoraMethod:
         self.history: list[dict[str, float]] = []
         self.extra_cost: dict[str, Any] = {}
         self.resumed_from = 0
+        self.training_record: dict[str, Any] = {}
 
     def _check_config(self) -> None:
         cfg = self.config
@@ -237,8 +219,11 @@ class LoraMethod:
         self.model, self.tokenizer = model, tokenizer
 
     # ------------------------------------------------------------------ data
-    def _training_examples(self, train: list[Any]) -> dict[str, list[lora_data.TrainExample]]:
-        """Tokenized training examples per task (this task + ``mix_tasks``)."""
+    def _training_examples(
+        self, train: list[Any]
+    ) -> tuple[dict[str, list[lora_data.TrainExample]], dict[str, list[float]]]:
+        """Tokenized training examples per task (this task + ``mix_tasks``), and the
+        class-balancing sampling weights of each classification task's group."""
         cfg, tok = self.config, self.tokenizer
         eot = end_of_turn_id(tok)
         groups = {
@@ -246,6 +231,7 @@ class LoraMethod:
                 lora_data.encode_example(tok, self.task, ex, cfg.max_length, eot) for ex in train
             ]
         }
+        weights = {self.task.name: self._class_weights(self.task, train)}
         if cfg.mix_tasks:
             from ecomlm.data import load_splits, subsample
             from ecomlm.tasks import get_task
@@ -259,169 +245,25 @@ class LoraMethod:
                 groups[name] = [
                     lora_data.encode_example(tok, task, ex, cfg.max_length, eot) for ex in extra
                 ]
-        return groups
+                weights[name] = self._class_weights(task, extra)
+        return groups, {name: w for name, w in weights.items() if w}
 
-    def _epoch_batches(
-        self, groups: dict[str, list[lora_data.TrainExample]], epoch: int, rank: int, world: int
-    ) -> list[list[lora_data.TrainExample]]:
-        """This process's micro-batches of one epoch (same on every re-run: seeded).
-
-        Global batches of ``batch_size * world`` examples are built exactly as a
-        single process would build them; process ``rank`` takes every world-th
-        example of each, so N processes see the same global batches as one.
-        """
-        cfg = self.config
-        seed = cfg.seed * 1000 + epoch
-        if len(groups) > 1:
-            examples = lora_data.mixed_sample(groups, cfg.mix_temperature, seed=seed)
-        else:
-            examples = next(iter(groups.values()))
-        lengths = [len(e) for e in examples]
-        cap = cfg.batch_tokens * world if cfg.batch_tokens else None
-        batches = lora_data.length_batches(lengths, cfg.batch_size * world, cap, seed=seed)
-        return [[examples[i] for i in b[rank::world]] for b in batches if len(b) >= world]
+    def _class_weights(self, task: Task, examples: list[Any]) -> list[float]:
+        if not (self.config.class_balance and task.labels):
+            return []
+        return train_lora.class_weights([str(task.gold(ex)) for ex in examples])
 
     # ------------------------------------------------------------------ fit
     def fit(self, train: list[Any], dev: list[Any] | None = None) -> LoraMethod:
-        """Train the adapter on ``train`` (``dev`` is unused: a fixed step budget)."""
+        """Train the adapter on ``train`` with early stopping on ``dev`` (the recipe is
+        ``train_lora.train``); with ``adapter_path`` load that adapter and train nothing."""
         cfg = self.config
         if cfg.adapter_path is not None:
             self._load(cfg.adapter_path, trainable=False)
             self.extra_cost = {"adapter_path": str(adapter_dir(cfg.adapter_path))}
+            self.training_record = not_trained_record()
             return self
-        from accelerate import Accelerator
-        from transformers import get_scheduler
-
-        torch.manual_seed(cfg.seed)
-        random.seed(cfg.seed)
-        precision = resolve_precision(cfg.mixed_precision, cfg.device)
-        # bf16 autocast is ours, not accelerate's: its process-wide state cannot switch
-        # precision between two fits in one process (a study, a benchmark); fp16 needs
-        # accelerate's gradient scaler.
-        accelerator = Accelerator(
-            cpu=cfg.device == "cpu", mixed_precision="fp16" if precision == "fp16" else "no"
-        )
-        self._load(None, trainable=True)
-        groups = self._training_examples(train)
-        rank, world = accelerator.process_index, accelerator.num_processes
-        plans: dict[int, list] = {}
-
-        def plan(epoch: int) -> list[list[lora_data.TrainExample]]:
-            if epoch not in plans:
-                plans.clear()
-                plans[epoch] = self._epoch_batches(groups, epoch, rank, world)
-            return plans[epoch]
-
-        per_epoch = len(plan(0)) // cfg.grad_accum
-        if cfg.max_steps is not None:
-            total = cfg.max_steps
-        else:
-            total = math.ceil(cfg.epochs * per_epoch)
-        if total > 0 and per_epoch == 0:
-            raise ValueError(
-                f"method 'lora': {sum(map(len, groups.values()))} training examples give no "
-                f"full step of batch_size={cfg.batch_size} x grad_accum={cfg.grad_accum} "
-                f"on {world} process(es); lower batch_size or grad_accum"
-            )
-        n_examples = {k: len(v) for k, v in groups.items()}
-        self.extra_cost = {
-            "train_steps": total,
-            "train_examples_per_task": n_examples,
-            "mixed_precision": precision,
-        }
-        if total == 0:  # zero-shot: keep the no-op adapter
-            self.model.eval()
-            return self
-
-        model = self.model
-        if cfg.gradient_checkpointing:
-            model.get_base_model().gradient_checkpointing_enable(
-                gradient_checkpointing_kwargs={"use_reentrant": False}
-            )
-        model.train()
-        params = [p for p in model.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        scheduler = get_scheduler(
-            cfg.scheduler,
-            optimizer,
-            num_warmup_steps=math.ceil(cfg.warmup_ratio * total),
-            num_training_steps=total,
-        )
-        loss_module, optimizer = accelerator.prepare(AnswerOnlyLoss(model), optimizer)
-
-        fingerprint = self._fingerprint(groups, world)
-        ckpt = self._checkpoint_dir(fingerprint)
-        step = 0
-        if ckpt is not None and cfg.resume:
-            step = _load_checkpoint(ckpt, fingerprint, model, optimizer, scheduler)
-        self.resumed_from = step
-
-        pad = self.tokenizer.pad_token_id
-        tokens = answer_tokens = padded = 0
-        start_time, start_cpu = time.perf_counter(), time.process_time()
-        self.history = []
-        epoch, done = _locate(step, plan, cfg.grad_accum)
-        while step < total:
-            batches = plan(epoch)
-            n_updates = len(batches) // cfg.grad_accum
-            for update in range(done, n_updates):
-                if step >= total:
-                    break
-                micro = batches[update * cfg.grad_accum : (update + 1) * cfg.grad_accum]
-                loss_sum = 0.0
-                for i, examples in enumerate(micro):
-                    batch = {
-                        k: v.to(accelerator.device)
-                        for k, v in lora_data.collate(examples, pad).items()
-                    }
-                    sync = i == len(micro) - 1
-                    # DDP: all-reduce gradients only on the last micro-batch of a step
-                    with accelerator.no_sync(loss_module) if not sync else nullcontext():
-                        with autocast(accelerator.device, precision):
-                            loss = loss_module(**batch) / len(micro)
-                        accelerator.backward(loss)
-                    loss_sum += accelerator.reduce(loss.detach(), "mean").item()
-                    tokens += int(batch["attention_mask"].sum())
-                    padded += int(batch["attention_mask"].numel())
-                    answer_tokens += int(batch["targets"].numel())
-                if cfg.max_grad_norm:
-                    accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                step += 1
-                self.history.append(
-                    {"step": step, "loss": loss_sum, "lr": scheduler.get_last_lr()[0]}
-                )
-                if cfg.log_every and step % cfg.log_every == 0 and accelerator.is_main_process:
-                    print(f"[lora] step {step}/{total} loss {loss_sum:.4f}", flush=True)
-                if ckpt is not None and cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
-                    accelerator.wait_for_everyone()
-                    if accelerator.is_main_process:
-                        _save_checkpoint(ckpt, fingerprint, step, model, optimizer, scheduler)
-            epoch, done = epoch + 1, 0
-
-        seconds = time.perf_counter() - start_time
-        cpu_seconds = time.process_time() - start_cpu
-        accelerator.wait_for_everyone()
-        self.model = accelerator.unwrap_model(loss_module).peft_model
-        if cfg.gradient_checkpointing:
-            self.model.get_base_model().gradient_checkpointing_disable()
-        self.model.eval()
-        if ckpt is not None and accelerator.is_main_process:
-            shutil.rmtree(ckpt, ignore_errors=True)  # finished: the adapter is saved by save()
-        self.extra_cost.update(
-            {
-                "train_tokens": tokens * world,
-                "train_answer_tokens": answer_tokens * world,
-                "train_padded_tokens": padded * world,
-                "train_tokens_per_second": round(tokens * world / max(seconds, 1e-9), 1),
-                "train_loop_seconds": round(seconds, 3),
-                "train_loop_cpu_seconds": round(cpu_seconds, 3),  # this process, all threads
-                "final_loss": round(self.history[-1]["loss"], 4) if self.history else None,
-                "resumed_from_step": self.resumed_from,
-            }
-        )
+        train_lora.train(self, train, dev)
         return self
 
     def _fingerprint(self, groups: dict[str, list[lora_data.TrainExample]], world: int) -> str:
@@ -544,41 +386,6 @@ class LoraMethod:
 # --------------------------------------------------------------------------- helpers
 
 
-def resolve_precision(mixed_precision: str, device: str = "cpu") -> str:
-    """``"auto"`` -> ``"bf16"`` where bf16 matmuls are native and fast, else ``"no"``.
-
-    On CPUs with AVX512-BF16 or AMX a bf16 matmul runs ~2.5x the float32 rate
-    (measured: 208 vs 91 GFLOP/s on one core, see docs/lora.md); without them
-    bf16 is emulated and slower than float32.
-    """
-    if mixed_precision != "auto":
-        return mixed_precision
-    if device != "cpu" and torch.cuda.is_available():
-        return "bf16" if torch.cuda.is_bf16_supported() else "no"
-    cpu = torch.cpu
-    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    try:
-        native = any(getattr(cpu, name)() for name in checks if hasattr(cpu, name))
-    except RuntimeError:  # pragma: no cover - exotic builds
-        native = False
-    return "bf16" if native else "no"
-
-
-def autocast(device: torch.device, precision: str) -> Any:
-    """Autocast context for a resolved precision ("no": none)."""
-    if precision == "no":
-        return nullcontext()
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device.type, dtype=dtype)
-
-
-def inference_autocast(model: Any, mixed_precision: str) -> Any:
-    """Autocast for prediction on the model's device, ``"auto"`` resolved for that device."""
-    device = next(model.parameters()).device
-    precision = resolve_precision(mixed_precision, "cpu" if device.type == "cpu" else "auto")
-    return autocast(device, precision)
-
-
 def _is_main_process() -> bool:
     dist = torch.distributed
     return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
@@ -592,82 +399,6 @@ def _merge(model: Any) -> bool:
     return False
 
 
-def _locate(step: int, plan: Any, grad_accum: int) -> tuple[int, int]:
-    """(epoch, update within epoch) of global optimizer step ``step``."""
-    epoch = 0
-    while True:
-        n = len(plan(epoch)) // grad_accum
-        if step < n:
-            return epoch, step
-        step -= n
-        epoch += 1
-
-
 def _save_adapter(model: Any, target: Path) -> None:
     """PEFT ``save_pretrained`` into a temp folder, then swapped in (never half-written)."""
     atomic_write_dir(target, lambda tmp: model.save_pretrained(str(tmp)))
-
-
-def _rng_state() -> dict[str, Any]:
-    import numpy as np
-
-    return {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-    }
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    import numpy as np
-
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if state.get("cuda") is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _save_checkpoint(
-    folder: Path, fingerprint: str, step: int, model: Any, optimizer: Any, scheduler: Any
-) -> None:
-    """Adapter + optimizer + scheduler + RNG + step, written to a temp folder then swapped in."""
-    state = {
-        "fingerprint": fingerprint,
-        "step": step,
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "rng": _rng_state(),
-    }
-
-    def write(tmp: Path) -> None:
-        model.save_pretrained(str(tmp / ADAPTER_DIR))
-        torch.save(state, tmp / STATE_FILE)
-
-    atomic_write_dir(folder, write)
-
-
-def _load_checkpoint(
-    folder: Path, fingerprint: str, model: Any, optimizer: Any, scheduler: Any
-) -> int:
-    """Restore a matching checkpoint; returns the step to continue from (0: none)."""
-    if not (folder / STATE_FILE).exists():
-        old = folder.with_name(f".{folder.name}.old")  # crash between the two renames
-        if not (old / STATE_FILE).exists():
-            return 0
-        folder = old
-    state = torch.load(folder / STATE_FILE, weights_only=False)
-    if state.get("fingerprint") != fingerprint:
-        print(f"[lora] ignoring checkpoint {folder}: made with another config or data", flush=True)
-        return 0
-    from peft import set_peft_model_state_dict
-    from safetensors.torch import load_file
-
-    weights = load_file(str(folder / ADAPTER_DIR / "adapter_model.safetensors"))
-    set_peft_model_state_dict(model, weights)
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    _set_rng_state(state["rng"])
-    print(f"[lora] resumed from {folder} at step {state['step']}", flush=True)
-    return int(state["step"])

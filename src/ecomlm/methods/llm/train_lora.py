@@ -1,0 +1,451 @@
+"""The LoRA training recipe, top to bottom (torchtune habit: no trainer framework).
+
+1. load the base model and wrap it with a PEFT LoRA adapter (``LoraMethod._load``);
+2. tokenize chat-templated examples, optionally mixed with other tasks' training sets
+   (temperature sampling) and, for classification tasks, class-balanced
+   (``torch.utils.data.WeightedRandomSampler``: without it a small model learns the
+   label prior — on real ESCI it answered "Exact" for everything);
+3. per epoch, length-bucketed batches (almost no padding), sharded across processes;
+   the loss projects only answer positions onto the vocabulary (``AnswerOnlyLoss``);
+4. AdamW + warmup/decay schedule, gradient accumulation and clipping;
+5. every ``eval_every`` steps the dev score (the task's main metric, or ``dev_metric``)
+   with early stopping: the best adapter weights are kept and restored, and the run
+   records why it stopped (``converged`` / ``budget`` / ``diverged``);
+6. every ``checkpoint_every`` steps an atomic checkpoint (adapter, optimizer, scheduler,
+   RNG, step, early-stopping state) that a re-run with the same config resumes from.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import shutil
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ecomlm.io import atomic_write_dir
+from ecomlm.methods.convergence import Budget, EarlyStopping, not_trained_record, training_record
+from ecomlm.methods.llm import lora_data
+from ecomlm.methods.llm.precision import autocast, resolve_precision
+
+ADAPTER_DIR = "adapter"
+STATE_FILE = "trainer_state.pt"
+
+
+class AnswerOnlyLoss(torch.nn.Module):
+    """Cross-entropy on answer tokens, projecting only their hidden states to the vocabulary.
+
+    A module (not a function) so DDP wraps it and its forward syncs gradients.
+    """
+
+    def __init__(self, peft_model: Any) -> None:
+        super().__init__()
+        self.peft_model = peft_model
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        positions: torch.Tensor,
+        targets: torch.Tensor,
+    ) -> torch.Tensor:
+        lm = self.peft_model.get_base_model()  # the CausalLM, LoRA layers injected
+        hidden = lm.get_decoder()(
+            input_ids=input_ids, attention_mask=attention_mask, use_cache=False
+        ).last_hidden_state
+        picked = hidden.reshape(-1, hidden.shape[-1]).index_select(0, positions)
+        logits = lm.get_output_embeddings()(picked).float()
+        cap = getattr(lm.config, "final_logit_softcapping", None)
+        if cap:
+            logits = torch.tanh(logits / cap) * cap
+        return torch.nn.functional.cross_entropy(logits, targets)
+
+
+@dataclass
+class Counters:
+    """What the loop has processed (this process; multiply by world for the total)."""
+
+    tokens: int = 0
+    answer_tokens: int = 0
+    padded: int = 0
+    examples: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def train(method: Any, train_set: list[Any], dev: list[Any] | None) -> None:
+    """Fit ``method``'s adapter; sets ``model``, ``history``, ``extra_cost`` and
+    ``training_record`` on it."""
+    from accelerate import Accelerator
+
+    cfg = method.config
+    torch.manual_seed(cfg.seed)
+    random.seed(cfg.seed)
+    precision = resolve_precision(cfg.mixed_precision, cfg.device)
+    # bf16 autocast is ours, not accelerate's: its process-wide state cannot switch
+    # precision between two fits in one process; fp16 needs accelerate's grad scaler.
+    accelerator = Accelerator(
+        cpu=cfg.device == "cpu", mixed_precision="fp16" if precision == "fp16" else "no"
+    )
+    method._load(None, trainable=True)
+    groups, weights = method._training_examples(train_set)
+    rank, world = accelerator.process_index, accelerator.num_processes
+    plan = EpochPlan(method, groups, weights, rank, world)
+    per_epoch = len(plan(0)) // cfg.grad_accum
+    total = cfg.max_steps if cfg.max_steps is not None else math.ceil(cfg.epochs * per_epoch)
+    if total > 0 and per_epoch == 0:
+        raise ValueError(
+            f"method 'lora': {sum(map(len, groups.values()))} training examples give no "
+            f"full step of batch_size={cfg.batch_size} x grad_accum={cfg.grad_accum} "
+            f"on {world} process(es); lower batch_size or grad_accum"
+        )
+    method.extra_cost = {
+        "train_steps": total,
+        "train_examples_per_task": {k: len(v) for k, v in groups.items()},
+        "mixed_precision": precision,
+        "class_balance": bool(weights),
+    }
+    if total == 0:  # zero-shot: keep the no-op adapter
+        method.model.eval()
+        method.training_record = not_trained_record()
+        return
+    budget = Budget(
+        epochs=None if cfg.max_steps is not None else cfg.epochs,
+        max_steps=total,
+        max_seconds=cfg.max_seconds,
+    )
+    optimize(method, accelerator, plan, per_epoch, budget, dev_evaluator(method, dev), precision)
+
+
+def optimize(
+    method: Any,
+    accelerator: Any,
+    plan: EpochPlan,
+    per_epoch: int,
+    budget: Budget,
+    evaluator: tuple[str, Callable[[], float]] | None,
+    precision: str,
+) -> None:
+    """The step loop: train, evaluate on dev, stop, restore the best adapter."""
+    cfg, model = method.config, method.model
+    total = budget.max_steps
+    if cfg.gradient_checkpointing:
+        model.get_base_model().gradient_checkpointing_enable(
+            gradient_checkpointing_kwargs={"use_reentrant": False}
+        )
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer, scheduler = _optimizer(cfg, params, total)
+    loss_module, optimizer = accelerator.prepare(AnswerOnlyLoss(model), optimizer)
+    stopper = EarlyStopping(patience=cfg.patience, min_delta=cfg.min_delta)
+    best: dict[str, torch.Tensor] | None = None
+    fingerprint = method._fingerprint(plan.groups, plan.world)
+    ckpt = method._checkpoint_dir(fingerprint)
+    step = 0
+    if ckpt is not None and cfg.resume:
+        step, best = load_checkpoint(ckpt, fingerprint, model, optimizer, scheduler, stopper)
+    method.resumed_from = step
+    every = cfg.eval_every or max(1, per_epoch // 4)
+    counters, diverged = Counters(), False
+    start, start_cpu = time.perf_counter(), time.process_time()
+    epoch, done = _locate(step, plan, cfg.grad_accum)
+    while step < total and not diverged and not stopper.patience_exhausted:
+        batches = plan(epoch)
+        for update in range(done, len(batches) // cfg.grad_accum):
+            micro = batches[update * cfg.grad_accum : (update + 1) * cfg.grad_accum]
+            loss = train_step(accelerator, loss_module, micro, method.tokenizer, precision,
+                              counters)  # fmt: skip
+            if not math.isfinite(loss):
+                diverged = True
+                break
+            _update(accelerator, params, optimizer, scheduler, cfg.max_grad_norm)
+            step += 1
+            counters.history.append({"step": step, "loss": loss, "lr": scheduler.get_last_lr()[0]})
+            if cfg.log_every and step % cfg.log_every == 0 and accelerator.is_main_process:
+                print(f"[lora] step {step}/{total} loss {loss:.4f}", flush=True)
+            out_of_time = budget.exhausted(step, 0.0, time.perf_counter() - start)
+            if evaluator and (step % every == 0 or out_of_time):
+                seen = counters.examples * plan.world
+                if stopper.update(evaluator[1](), step=step, epoch=step / per_epoch,
+                                  examples_seen=seen):  # fmt: skip
+                    best = {n: p.detach().clone() for n, p in model.named_parameters()
+                            if p.requires_grad}  # fmt: skip
+                model.train()
+            if ckpt is not None and cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
+                accelerator.wait_for_everyone()
+                if accelerator.is_main_process:
+                    save_checkpoint(ckpt, fingerprint, step, model, optimizer, scheduler,
+                                    stopper, best)  # fmt: skip
+            if out_of_time or stopper.patience_exhausted:
+                break
+        if budget.max_seconds is not None and time.perf_counter() - start >= budget.max_seconds:
+            break
+        epoch, done = epoch + 1, 0
+    _finish(method, accelerator, loss_module, ckpt, best, stopper, evaluator, budget,
+            counters, step, per_epoch, diverged, start, start_cpu)  # fmt: skip
+
+
+def _finish(
+    method: Any, accelerator: Any, loss_module: Any, ckpt: Path | None, best: Any,
+    stopper: EarlyStopping, evaluator: Any, budget: Budget, counters: Counters, step: int,
+    per_epoch: int, diverged: bool, start: float, start_cpu: float,
+) -> None:  # fmt: skip
+    """Restore the best adapter, drop the checkpoint, write the cost and training records."""
+    cfg, world = method.config, accelerator.num_processes
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - start_cpu
+    accelerator.wait_for_everyone()
+    method.model = accelerator.unwrap_model(loss_module).peft_model
+    if best is not None:
+        with torch.no_grad():
+            for name, param in method.model.named_parameters():
+                if name in best:
+                    param.copy_(best[name])
+    if cfg.gradient_checkpointing:
+        method.model.get_base_model().gradient_checkpointing_disable()
+    method.model.eval()
+    if ckpt is not None and accelerator.is_main_process:
+        shutil.rmtree(ckpt, ignore_errors=True)  # finished: the adapter is saved by save()
+    method.history = counters.history
+    method.extra_cost.update(
+        {
+            "train_steps": step,
+            "train_tokens": counters.tokens * world,
+            "train_answer_tokens": counters.answer_tokens * world,
+            "train_padded_tokens": counters.padded * world,
+            "train_tokens_per_second": round(counters.tokens * world / max(seconds, 1e-9), 1),
+            "train_loop_seconds": round(seconds, 3),
+            "train_loop_cpu_seconds": round(cpu_seconds, 3),  # this process, all threads
+            "final_loss": round(counters.history[-1]["loss"], 4) if counters.history else None,
+            "resumed_from_step": method.resumed_from,
+        }
+    )
+    method.training_record = training_record(
+        stopper if evaluator else None,
+        stop_reason=stopper.stop_reason(diverged),
+        dev_metric=evaluator[0] if evaluator else None,
+        steps=step,
+        epochs=step / max(per_epoch, 1),
+        examples_seen=counters.examples * world,
+        lr=cfg.lr,
+        train_seconds=seconds,
+        budget=budget,
+    )
+
+
+def train_step(
+    accelerator: Any,
+    loss_module: Any,
+    micro: list[list[lora_data.TrainExample]],
+    tokenizer: Any,
+    precision: str,
+    counters: Counters,
+) -> float:
+    """Forward + backward over one optimizer step's micro-batches; returns the mean loss."""
+    loss_sum = 0.0
+    for i, examples in enumerate(micro):
+        batch = lora_data.collate(examples, tokenizer.pad_token_id)
+        batch = {k: v.to(accelerator.device) for k, v in batch.items()}
+        # DDP: all-reduce gradients only on the last micro-batch of a step
+        sync = i == len(micro) - 1
+        with accelerator.no_sync(loss_module) if not sync else nullcontext():
+            with autocast(accelerator.device, precision):
+                loss = loss_module(**batch) / len(micro)
+            accelerator.backward(loss)
+        loss_sum += accelerator.reduce(loss.detach(), "mean").item()
+        counters.tokens += int(batch["attention_mask"].sum())
+        counters.padded += int(batch["attention_mask"].numel())
+        counters.answer_tokens += int(batch["targets"].numel())
+        counters.examples += len(examples)
+    return loss_sum
+
+
+def _update(accelerator: Any, params: list, optimizer: Any, scheduler: Any, clip: float) -> None:
+    if clip:
+        accelerator.clip_grad_norm_(params, clip)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
+def _optimizer(cfg: Any, params: list, total: int) -> tuple[Any, Any]:
+    from transformers import get_scheduler
+
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = get_scheduler(
+        cfg.scheduler,
+        optimizer,
+        num_warmup_steps=math.ceil(cfg.warmup_ratio * total),
+        num_training_steps=total,
+    )
+    return optimizer, scheduler
+
+
+def dev_evaluator(method: Any, dev: list[Any] | None) -> tuple[str, Callable[[], float]] | None:
+    """(metric name, a function scoring the current adapter on the first ``max_dev`` dev
+    examples), or None when there is no dev set or early stopping is off."""
+    cfg, task = method.config, method.task
+    if not dev or cfg.patience <= 0 or cfg.max_dev == 0:
+        return None
+    subset = list(dev[: cfg.max_dev])
+    metric = cfg.dev_metric or task.main_metric
+
+    def evaluate() -> float:
+        method.model.eval()
+        scores = task.score(subset, method.predict(subset, merge=False))
+        if metric not in scores:
+            raise ValueError(f"dev_metric {metric!r} is not a metric of task {task.name!r}")
+        return float(scores[metric])
+
+    return metric, evaluate
+
+
+class EpochPlan:
+    """This process's micro-batches of each epoch (same on every re-run: seeded).
+
+    Global batches of ``batch_size * world`` examples are built exactly as a single
+    process would build them; process ``rank`` takes every world-th example of each,
+    so N processes see the same global batches as one.
+    """
+
+    def __init__(
+        self,
+        method: Any,
+        groups: dict[str, list[lora_data.TrainExample]],
+        weights: dict[str, list[float]],
+        rank: int,
+        world: int,
+    ) -> None:
+        self.cfg, self.groups, self.weights = method.config, groups, weights
+        self.rank, self.world = rank, world
+        self._cache: dict[int, list] = {}
+
+    def __call__(self, epoch: int) -> list[list[lora_data.TrainExample]]:
+        if epoch not in self._cache:
+            self._cache = {epoch: self._build(epoch)}
+        return self._cache[epoch]
+
+    def _build(self, epoch: int) -> list[list[lora_data.TrainExample]]:
+        cfg, world = self.cfg, self.world
+        seed = cfg.seed * 1000 + epoch
+        groups = {name: self._balanced(name, seed) for name in self.groups}
+        if len(groups) > 1:
+            examples = lora_data.mixed_sample(groups, cfg.mix_temperature, seed=seed)
+        else:
+            examples = next(iter(groups.values()))
+        lengths = [len(e) for e in examples]
+        cap = cfg.batch_tokens * world if cfg.batch_tokens else None
+        batches = lora_data.length_batches(lengths, cfg.batch_size * world, cap, seed=seed)
+        return [[examples[i] for i in b[self.rank :: world]] for b in batches if len(b) >= world]
+
+    def _balanced(self, name: str, seed: int) -> list[lora_data.TrainExample]:
+        """The group as is, or resampled (with replacement) to equal class frequencies."""
+        examples, weights = self.groups[name], self.weights.get(name)
+        if not weights:
+            return examples
+        from torch.utils.data import WeightedRandomSampler
+
+        generator = torch.Generator().manual_seed(seed)
+        sampler = WeightedRandomSampler(weights, len(examples), True, generator=generator)
+        return [examples[i] for i in sampler]
+
+
+def class_weights(labels: list[str]) -> list[float]:
+    """Inverse class frequency per example: each class is drawn equally often."""
+    counts: dict[str, int] = {}
+    for label in labels:
+        counts[label] = counts.get(label, 0) + 1
+    return [1.0 / counts[label] for label in labels]
+
+
+def _locate(step: int, plan: EpochPlan, grad_accum: int) -> tuple[int, int]:
+    """(epoch, update within epoch) of global optimizer step ``step``."""
+    epoch = 0
+    while True:
+        n = len(plan(epoch)) // grad_accum
+        if step < n:
+            return epoch, step
+        step -= n
+        epoch += 1
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def _rng_state() -> dict[str, Any]:
+    import numpy as np
+
+    return {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+    }
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    import numpy as np
+
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+_STOPPER_FIELDS = ("best_score", "best_step", "bad_evals", "curve")
+
+
+def save_checkpoint(
+    folder: Path, fingerprint: str, step: int, model: Any, optimizer: Any, scheduler: Any,
+    stopper: EarlyStopping, best: dict[str, torch.Tensor] | None,
+) -> None:  # fmt: skip
+    """Adapter + optimizer + scheduler + RNG + step + early-stopping state, written to a
+    temp folder then swapped in."""
+    state = {
+        "fingerprint": fingerprint,
+        "step": step,
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "rng": _rng_state(),
+        "stopper": {name: getattr(stopper, name) for name in _STOPPER_FIELDS},
+        "best": best,
+    }
+
+    def write(tmp: Path) -> None:
+        model.save_pretrained(str(tmp / ADAPTER_DIR))
+        torch.save(state, tmp / STATE_FILE)
+
+    atomic_write_dir(folder, write)
+
+
+def load_checkpoint(
+    folder: Path, fingerprint: str, model: Any, optimizer: Any, scheduler: Any,
+    stopper: EarlyStopping,
+) -> tuple[int, dict[str, torch.Tensor] | None]:  # fmt: skip
+    """Restore a matching checkpoint; returns (step to continue from, best weights)."""
+    if not (folder / STATE_FILE).exists():
+        old = folder.with_name(f".{folder.name}.old")  # crash between the two renames
+        if not (old / STATE_FILE).exists():
+            return 0, None
+        folder = old
+    state = torch.load(folder / STATE_FILE, weights_only=False)
+    if state.get("fingerprint") != fingerprint:
+        print(f"[lora] ignoring checkpoint {folder}: made with another config or data", flush=True)
+        return 0, None
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    weights = load_file(str(folder / ADAPTER_DIR / "adapter_model.safetensors"))
+    set_peft_model_state_dict(model, weights)
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    _set_rng_state(state["rng"])
+    for name, value in (state.get("stopper") or {}).items():
+        setattr(stopper, name, value)
+    print(f"[lora] resumed from {folder} at step {state['step']}", flush=True)
+    return int(state["step"]), state.get("best")

@@ -1,0 +1,105 @@
+"""Which numbers may carry a conclusion: stop reasons, suspect runs, guarded claims.
+
+A finding "A beats B" needs (1) both runs finished training honestly (``converged``,
+or ``not_trained`` for arms that train nothing: ICL, zero-shot, merges), (2) neither
+run suspect (below the majority/prior baseline, or over 10% invalid answers), and
+(3) a paired-bootstrap CI of the difference that excludes 0. Anything else is
+"inconclusive", with the reason and the fix.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import Any
+
+MAX_INVALID = 0.10
+FINAL_STOPS = ("converged", "not_trained")
+FIXES = {
+    "budget": "stopped on budget while still improving: raise epochs / max_steps / max_seconds",
+    "diverged": "diverged (non-finite loss): lower the learning rate",
+    "failed": "failed: see its error",
+    "unknown": "has no convergence record (training.json): re-run it with this ecomlm",
+}
+
+
+def stop_reason(run: Any) -> str:
+    """The run's stop reason from ``training.json``; ``unknown`` for older records."""
+    return str((run.training or {}).get("stop_reason") or "unknown")
+
+
+def invalid_rate(run: Any) -> float:
+    return float(run.metrics.get("invalid_rate", math.nan))
+
+
+def majority_baseline(task: Any, rows: list[dict[str, Any]]) -> dict[str, float] | None:
+    """Metrics of always answering the most frequent gold label (classification tasks),
+    scored by the task's own metric code on the run's evaluated examples."""
+    from ecomlm.tasks.base import Prediction, example_from_dict
+
+    if not task.labels or not rows:
+        return None
+    rows = [r for r in rows if r.get("gold") is not None]
+    if not rows:
+        return None
+    majority = Counter(r["gold"] for r in rows).most_common(1)[0][0]
+    try:
+        examples = [example_from_dict(task.example_type, r["input"]) for r in rows]
+        return task.score(examples, [Prediction(value=majority) for _ in rows])
+    except ValueError:  # examples the task cannot score (e.g. unlabelled): no baseline
+        return None
+
+
+def suspect_reasons(run: Any) -> list[str]:
+    """Why a finished run's number should not be trusted as it stands."""
+    reasons = []
+    rate = invalid_rate(run)
+    if not math.isnan(rate) and rate > MAX_INVALID:
+        reasons.append(f"{rate:.0%} invalid answers")
+    prior = (run.baseline or {}).get(run.main_metric)
+    if prior is not None and not math.isnan(run.main) and run.main < prior:
+        reasons.append(f"below the majority baseline ({prior:.3f})")
+    return reasons
+
+
+def run_blockers(run: Any) -> list[str]:
+    """Why this run cannot carry a claim (empty: it can)."""
+    reason = stop_reason(run)
+    out = [] if reason in FINAL_STOPS else [f"{run.label} {FIXES.get(reason, reason)}"]
+    out += [f"{run.label} is suspect: {why}" for why in suspect_reasons(run)]
+    return out
+
+
+def claim_blockers(a: Any, b: Any, cmp: dict[str, float] | None) -> list[str]:
+    """Why "A beats B" cannot be claimed; an empty list means it can."""
+    out = run_blockers(a) + run_blockers(b)
+    if cmp is None:
+        out.append("the runs were not evaluated on the same examples (no paired test)")
+    elif cmp["lo"] <= 0 <= cmp["hi"]:
+        out.append(
+            "the 95% CI of the difference includes 0: evaluate more examples or add seeds"
+        )
+    return out
+
+
+def verdict(a: Any, b: Any, cmp: dict[str, float] | None) -> tuple[bool, str]:
+    """(claim allowed, one sentence): the guarded statement about A vs B."""
+    blockers = claim_blockers(a, b, cmp)
+    rates = f"invalid {_pct(invalid_rate(a))} vs {_pct(invalid_rate(b))}"
+    if blockers:
+        return False, f"{a.label} vs {b.label}: inconclusive — " + "; ".join(blockers) + "."
+    better, worse = (a, b) if cmp["delta"] > 0 else (b, a)
+    return True, (
+        f"{better.label} beats {worse.label} ({a.label} − {b.label} = {cmp['delta']:+.3f}, "
+        f"95% CI [{cmp['lo']:+.3f}, {cmp['hi']:+.3f}]; {rates})."
+    )
+
+
+def pipeline_check(runs: list[Any]) -> bool:
+    """True when no trained run converged: the study only shows that the pipeline works."""
+    trained = [r for r in runs if r.done and stop_reason(r) != "not_trained"]
+    return bool(trained) and not any(stop_reason(r) == "converged" for r in trained)
+
+
+def _pct(rate: float) -> str:
+    return "n/a" if math.isnan(rate) else f"{rate:.0%}"

@@ -1,0 +1,152 @@
+"""Convergence: early stopping restores the best dev checkpoint, stop reasons are honest,
+and every run record carries ``training.json``."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from ecomlm.methods.baselines.hf_train import train_loop
+from ecomlm.methods.convergence import Budget, EarlyStopping, training_record
+from ecomlm.methods.llm import train_lora
+from ecomlm.methods.llm.lora import LoraMethod
+from ecomlm.runs import RunSpec, execute_run
+from ecomlm.tasks.esci import EsciTask
+from tests.test_lora import config, esci_examples
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_early_stopping_decides_converged_only_after_patience():
+    stopper = EarlyStopping(patience=2, min_delta=0.01)
+    assert stopper.update(0.5, step=1, epoch=0.5, examples_seen=8)
+    assert not stopper.update(0.505, step=2, epoch=1.0, examples_seen=16)  # under min_delta
+    assert stopper.stop_reason() == "budget"  # patience not yet exhausted
+    assert not stopper.update(0.4, step=3, epoch=1.5, examples_seen=24)
+    assert stopper.patience_exhausted and stopper.stop_reason() == "converged"
+    assert stopper.best_step == 1 and [p["score"] for p in stopper.curve] == [0.5, 0.505, 0.4]
+    assert stopper.stop_reason(diverged=True) == "diverged"
+
+
+def test_budget_limits_and_record_schema():
+    budget = Budget(epochs=2, max_seconds=10)
+    assert not budget.exhausted(step=5, epoch=1.0, seconds=3)
+    assert budget.exhausted(step=5, epoch=2.0, seconds=3)
+    assert budget.exhausted(step=5, epoch=0.5, seconds=11)
+    with pytest.raises(ValueError, match="unknown stop reason"):
+        training_record(None, stop_reason="done", dev_metric=None, steps=0, epochs=0,
+                        examples_seen=0, lr=None, train_seconds=0)  # fmt: skip
+
+
+class _Tiny(torch.nn.Module):
+    def __init__(self, target: float = 1.0) -> None:
+        super().__init__()
+        self.w = torch.nn.Linear(2, 1)
+        self.target = target
+
+    def forward(self, input_ids, attention_mask, labels):
+        loss = ((self.w(input_ids.float()) - self.target) ** 2).mean()
+        return type("Out", (), {"loss": loss})
+
+
+ROWS = [{"input_ids": [1, 2], "attention_mask": [1, 1], "labels": 0}] * 4
+
+
+def test_train_loop_converged_restores_best_weights():
+    model = _Tiny()
+    scores, snapshots = iter([0.5, 0.9, 0.4, 0.3, 0.2, 0.1]), []
+
+    def evaluate():
+        snapshots.append(model.w.weight.detach().clone())
+        return next(scores)
+
+    log = train_loop(model, ROWS, pad_id=0, evaluate=evaluate, epochs=6, batch_size=2, lr=0.1,
+                     patience=2, dev_metric="accuracy")  # fmt: skip
+    record = log["training_record"]
+    assert record["stop_reason"] == "converged"
+    assert record["best_step"] == 4 and record["best_dev_score"] == 0.9
+    assert [p["score"] for p in record["dev_curve"]] == [0.5, 0.9, 0.4, 0.3]
+    assert record["steps"] == 8 and record["epochs"] == 4 and record["examples_seen"] == 16
+    assert torch.equal(model.w.weight, snapshots[1])
+
+
+def test_train_loop_marks_budget_when_still_improving():
+    model = _Tiny()
+    scores = iter([0.1, 0.2, 0.3])
+    log = train_loop(model, ROWS, pad_id=0, evaluate=lambda: next(scores), epochs=3,
+                     batch_size=2, lr=0.1, patience=2)  # fmt: skip
+    assert log["training_record"]["stop_reason"] == "budget"
+    assert log["training_record"]["budget"] == {"epochs": 3}
+
+
+def test_train_loop_without_dev_is_budget_and_nan_is_diverged():
+    log = train_loop(_Tiny(), ROWS, pad_id=0, evaluate=None, epochs=1, batch_size=2, lr=0.1)
+    assert log["training_record"]["stop_reason"] == "budget"
+    assert log["training_record"]["dev_curve"] == []
+    log = train_loop(_Tiny(target=math.nan), ROWS, pad_id=0, evaluate=lambda: 0.5, epochs=3,
+                     batch_size=2, lr=0.1)  # fmt: skip
+    assert log["training_record"]["stop_reason"] == "diverged"
+    assert log["steps"] == 0
+
+
+def test_lora_early_stopping_restores_best_adapter(tiny_llama, tmp_path, monkeypatch):
+    """Scripted dev scores peak at the 2nd evaluation: patience 2 stops training at the
+    4th and the adapter returned is the one evaluated 2nd."""
+    scores, snapshots = iter([0.2, 0.8, 0.5, 0.4, 0.3, 0.1]), []
+
+    def scripted(method, dev):
+        def evaluate():
+            lora = {n: p.detach().clone() for n, p in method.model.named_parameters()
+                    if p.requires_grad}  # fmt: skip
+            snapshots.append(lora)
+            return next(scores)
+
+        return ("accuracy", evaluate) if dev else None
+
+    monkeypatch.setattr(train_lora, "dev_evaluator", scripted)
+    cfg = config(tiny_llama, tmp_path, max_steps=10, eval_every=1, patience=2,
+                 checkpoint_every=0)  # fmt: skip
+    method = LoraMethod(EsciTask(), cfg).fit(esci_examples(16), dev=esci_examples(4))
+    record = method.training_record
+    assert record["stop_reason"] == "converged"
+    assert record["steps"] == 4 and record["best_step"] == 2
+    assert len(method.history) == 4
+    for name, param in method.model.named_parameters():
+        if name in snapshots[1]:
+            assert torch.equal(param, snapshots[1][name]), name
+    assert not all(torch.equal(snapshots[1][n], snapshots[3][n]) for n in snapshots[1])
+
+
+def test_lora_real_dev_evaluation_and_class_balance(tiny_llama, tmp_path):
+    cfg = config(tiny_llama, tmp_path, max_steps=4, eval_every=2, checkpoint_every=0,
+                 dev_metric="f1_macro")  # fmt: skip
+    method = LoraMethod(EsciTask(), cfg).fit(esci_examples(16), dev=esci_examples(8))
+    record = method.training_record
+    assert record["dev_metric"] == "f1_macro" and [p["step"] for p in record["dev_curve"]] == [2, 4]
+    assert record["stop_reason"] == "budget" and record["budget"]["max_steps"] == 4
+    assert method.extra_cost["class_balance"] is True
+    assert record["examples_seen"] == 16
+
+
+def test_class_weights_equalise_classes():
+    weights = train_lora.class_weights(["a", "a", "a", "b"])
+    assert weights == [1 / 3, 1 / 3, 1 / 3, 1.0]
+
+
+def test_execute_run_writes_training_json(tmp_path):
+    spec = RunSpec(task="esci", method="classical", train_size=60, max_eval=20)
+    execute_run(spec, tmp_path / "run")
+    record = json.loads((tmp_path / "run" / "training.json").read_text())
+    assert record["stop_reason"] in ("converged", "budget")
+    assert record["examples_seen"] == 60
+    cost = json.loads((tmp_path / "run" / "cost.json").read_text())
+    assert cost["examples_seen"] == 60

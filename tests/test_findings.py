@@ -1,0 +1,85 @@
+"""Guarded conclusions on hand-made run records: no claim rests on a budget-stopped,
+diverged or suspect run, or on a CI that includes 0."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ecomlm.study import verdicts
+from ecomlm.study.report import Run, _findings
+
+CMP_CLEAR = {"delta": 0.12, "lo": 0.05, "hi": 0.19, "p": 0.001, "n_boot": 1000}
+CMP_NOISY = {"delta": 0.02, "lo": -0.03, "hi": 0.07, "p": 0.4, "n_boot": 1000}
+
+
+def run(label: str, score: float, stop: str = "converged", invalid: float = 0.0,
+        family: str = "lora", majority: float | None = 0.5) -> Run:  # fmt: skip
+    return Run(
+        id=f"esci-{label}", dir=Path("/nonexistent"), label=label, family=family, task="esci",
+        train_size=100, seed=0, status="done", main_metric="accuracy",
+        metrics={"accuracy": score, "invalid_rate": invalid},
+        training={"stop_reason": stop},
+        baseline=None if majority is None else {"accuracy": majority},
+    )  # fmt: skip
+
+
+def test_claim_needs_both_converged_and_a_ci_excluding_zero():
+    a, b = run("lora", 0.8), run("bert", 0.68, family="bert")
+    allowed, text = verdicts.verdict(a, b, CMP_CLEAR)
+    assert allowed and text.startswith("lora beats bert") and "invalid 0% vs 0%" in text
+    allowed, text = verdicts.verdict(a, b, CMP_NOISY)
+    assert not allowed and "inconclusive" in text and "includes 0" in text
+    allowed, text = verdicts.verdict(a, b, None)
+    assert not allowed and "not evaluated on the same examples" in text
+
+
+def test_budget_run_blocks_the_claim_with_its_fix():
+    a, b = run("lora", 0.8, stop="budget"), run("bert", 0.68, family="bert")
+    allowed, text = verdicts.verdict(a, b, CMP_CLEAR)
+    assert not allowed
+    assert "lora stopped on budget while still improving: raise" in text
+    for stop, fix in (("diverged", "lower the learning rate"), ("unknown", "training.json")):
+        allowed, text = verdicts.verdict(run("lora", 0.8, stop=stop), b, CMP_CLEAR)
+        assert not allowed and fix in text
+
+
+def test_untrained_arms_can_carry_claims():
+    icl = run("icl-k4", 0.7, stop="not_trained", family="icl")
+    allowed, _ = verdicts.verdict(icl, run("bert", 0.6, family="bert"), CMP_CLEAR)
+    assert allowed
+
+
+def test_suspect_runs_are_flagged():
+    assert verdicts.suspect_reasons(run("lora", 0.45)) == ["below the majority baseline (0.500)"]
+    assert verdicts.suspect_reasons(run("icl", 0.6, invalid=0.2)) == ["20% invalid answers"]
+    assert verdicts.suspect_reasons(run("icl", 0.6, invalid=0.1)) == []  # 10% is the limit
+    allowed, text = verdicts.verdict(run("lora", 0.8), run("icl", 0.45), CMP_CLEAR)
+    assert not allowed and "icl is suspect: below the majority baseline" in text
+
+
+def test_findings_section_refuses_budget_vs_converged(monkeypatch):
+    from ecomlm.study import report
+
+    a, b = run("lora", 0.8, stop="budget"), run("bert", 0.68, family="bert")
+    monkeypatch.setattr(report, "compare", lambda x, y: CMP_CLEAR)
+    comps = [{"task": "esci", "kind": "LoRA vs PLM", "a": a, "b": b, "cmp": CMP_CLEAR}]
+    (_, _), (_, _), (_, items) = _findings([a, b], ["esci"], comps, 1000)
+    text = " ".join(items)
+    assert "beats" not in text and "inconclusive" in text and "raise" in text
+    assert "Pipeline check" not in text  # bert converged
+    # every trained run on budget: the study is labelled a pipeline check
+    b = run("bert", 0.68, family="bert", stop="budget")
+    comps[0]["b"] = b
+    (_, _), (_, _), (_, items) = _findings([a, b], ["esci"], comps, 1000)
+    assert "Pipeline check, no finding drawn" in items[0]
+
+
+def test_majority_baseline_scores_the_constant_answer():
+    from ecomlm.tasks.esci import EsciTask
+
+    rows = [
+        {"input": {"query": "q", "product_title": "t", "label": lab}, "gold": lab}
+        for lab in ("Exact", "Exact", "Exact", "Irrelevant")
+    ]
+    base = verdicts.majority_baseline(EsciTask(), rows)
+    assert base["accuracy"] == 0.75 and base["invalid_rate"] == 0.0
