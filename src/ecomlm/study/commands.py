@@ -22,6 +22,12 @@ def register(app: typer.Typer) -> None:
         ),
         executor: str = typer.Option("local", "--executor", help="local | subprocess | ray"),
         no_report: bool = typer.Option(False, "--no-report", help="Skip writing the report."),
+        only: list[str] = typer.Option(
+            [], "--only", help="Run only run ids matching this pattern (repeatable), e.g. 'esci-*'."
+        ),
+        time_budget: float | None = typer.Option(
+            None, "--time-budget", help="Start no new run after this many seconds; resume later."
+        ),
     ) -> None:
         """Run (or resume) a comparison study: every run of the grid, then the report."""
         from ecomlm.study.config import StudyConfigError, load_study
@@ -42,6 +48,8 @@ def register(app: typer.Typer) -> None:
                 dry_run=dry_run,
                 write_report=False if no_report else None,
                 where=config.name,
+                only=only or None,
+                time_budget_s=time_budget,
             )
         except StudyConfigError as e:
             typer.echo(f"error: {e}", err=True)
@@ -75,6 +83,9 @@ def register(app: typer.Typer) -> None:
             None, "--bootstrap", help="Bootstrap resamples (default: the study's, else 1000)."
         ),
         seed: int | None = typer.Option(None, "--seed", help="Bootstrap seed (default: study's)."),
+        json_out: Path | None = typer.Option(
+            None, "--json", help="Also write one JSON record per run (score, CI, stop reason...)."
+        ),
     ) -> None:
         """Write report.md and a self-contained report.html for a study folder."""
         from ecomlm.io import read_yaml
@@ -90,3 +101,11 @@ def register(app: typer.Typer) -> None:
             budget_s=study.get("bootstrap_budget_s", 5.0),
         )
         typer.echo(f"report: {path} and {path.with_suffix('.html')}")
+        if json_out is not None:
+            from ecomlm.io import write_json
+            from ecomlm.study.report import load_runs, run_summaries
+
+            runs = load_runs(runs_dir, n_boot=study.get("bootstrap", 1000),
+                             seed=study.get("bootstrap_seed", 0))  # fmt: skip
+            write_json(json_out, {"study": runs_dir.name, "runs": run_summaries(runs)})
+            typer.echo(f"runs: {json_out}")

@@ -59,6 +59,7 @@ class Run:
     training: dict[str, Any] = field(default_factory=dict)  # training.json
     baseline: dict[str, float] | None = None  # majority-label metrics (classification)
     confusion: dict[str, Any] | None = None  # labels + matrix (classification)
+    method: str = ""
 
     @property
     def done(self) -> bool:
@@ -151,6 +152,7 @@ def load_runs(
             seed=p.get("seed", 0),
             k=p.get("k"),
             role=p.get("role", "train"),
+            method=p["spec"].get("method", ""),
             status=status,
             error=row.get("error"),
             main_metric=metric_of[key],
@@ -415,7 +417,9 @@ def _main_table(runs: list[Run], tasks: list[str], labels: list[str]) -> list[Bl
             row.append(_score_cell(r) if r else "")
         table.rows.append(row)
     for j, task in enumerate(tasks):
-        best = _best([head[(task, lbl)] for lbl in labels if (task, lbl) in head])
+        # only a run that may carry a claim (finished training, not suspect) is bolded
+        eligible = [head[(task, lbl)] for lbl in labels if (task, lbl) in head]
+        best = _best([r for r in eligible if not verdicts.run_blockers(r)])
         for i, label in enumerate(labels):  # ties are all bold
             r = head.get((task, label))
             if best and r and r.main == best.main:
@@ -427,7 +431,8 @@ def _main_table(runs: list[Run], tasks: list[str], labels: list[str]) -> list[Bl
             "Main metric on the evaluation split with its 95% bootstrap CI (resampling "
             "evaluated examples), for each method at its largest train size (n), with the "
             "run's stop reason (converged / budget / diverged / not_trained) and its invalid-"
-            "answer rate; best per task in bold. **SUSPECT** marks a run below the majority "
+            "answer rate; best per task in bold among the runs that may carry a claim "
+            "(converged or untrained, not suspect). **SUSPECT** marks a run below the majority "
             "baseline or with over 10% invalid answers; a `budget` run was still improving, "
             "so its score is a lower bound.",
         ),
@@ -901,3 +906,36 @@ def write_report(
     atomic_write_text(out / "report.md", render_markdown(blocks))
     atomic_write_text(out / "report.html", render_html(title, blocks))
     return out / "report.md"
+
+
+def run_summaries(runs: list[Run]) -> list[dict[str, Any]]:
+    """One flat record per run (``benchmarks/results/real_study.json``): what was run,
+    its test score with CI, and whether the number can be trusted."""
+    out = []
+    for r in runs:
+        lo, hi = r.ci() if r.done else (math.nan, math.nan)
+        out.append(
+            {
+                "id": r.id, "task": r.task, "label": r.label, "method": r.method,
+                "family": r.family, "train_size": r.train_size, "seed": r.seed, "k": r.k,
+                "status": r.status, "metric": r.main_metric,
+                "score": _num(r.main) if r.done else None,
+                "ci_low": _num(lo), "ci_high": _num(hi),
+                "stop_reason": verdicts.stop_reason(r) if r.done else r.status,
+                "invalid_rate": _num(verdicts.invalid_rate(r)) if r.done else None,
+                "train_seconds": _num(r.cost.get("train_seconds", math.nan)),
+                "examples_seen": r.training.get("examples_seen"),
+                "steps": r.training.get("steps"), "epochs": r.training.get("epochs"),
+                "lr": r.training.get("lr"), "trials": r.training.get("trials", 1),
+                "best_dev_score": r.training.get("best_dev_score"),
+                "majority_baseline": _num((r.baseline or {}).get(r.main_metric, math.nan)),
+                "suspect": verdicts.suspect_reasons(r) if r.done else [],
+                "metrics": {k: _num(v) for k, v in r.metrics.items() if isinstance(v, float)},
+            }
+        )  # fmt: skip
+    return out
+
+
+def _num(x: Any) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else round(float(x), 5)
+

@@ -26,6 +26,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
@@ -265,8 +266,14 @@ def run_study(
     write_report: bool | None = None,
     where: str = "study",
     log: Callable[[str], None] = print,
+    only: list[str] | None = None,
+    time_budget_s: float | None = None,
 ) -> dict[str, Any]:
-    """Run (or resume) every run of the study; returns counts and the report path."""
+    """Run (or resume) every run of the study; returns counts and the report path.
+
+    ``only``: run ids matching any of these shell patterns (e.g. ``esci-*``) run this
+    time, the others stay to do. ``time_budget_s``: start no new run after this many
+    seconds (a long study runs in chunks; the next call resumes)."""
     from tqdm.auto import tqdm
 
     study_dir = study_dir_for(cfg, out)
@@ -286,17 +293,21 @@ def run_study(
     write_yaml(study_dir / CONFIG_FILE, cfg.model_dump(mode="json"))
     write_json(study_dir / PLAN_FILE, {"name": cfg.name, "runs": [r.to_dict() for r in runs]})
     run_fn = EXECUTORS[executor] if isinstance(executor, str) else executor
-    todo = [r for r in runs if not store.is_done(r.id)]
-    log(
-        f"study {cfg.name!r}: {len(runs)} runs, {len(runs) - len(todo)} already done -> {study_dir}"
-    )
+    chosen = {r.id for r in runs if not only or any(fnmatch(r.id, pat) for pat in only)}
+    deadline = time.monotonic() + time_budget_s if time_budget_s else None
+    todo = [r for r in runs if not store.is_done(r.id) and r.id in chosen]
+    n_done = sum(store.is_done(r.id) for r in runs)
+    log(f"study {cfg.name!r}: {len(runs)} runs, {n_done} already done, {len(todo)} to run now "
+        f"-> {study_dir}")  # fmt: skip
     bar = tqdm(total=len(todo), desc=f"study {cfg.name}", unit="run", position=0)
     counts = {"done": 0, "failed": 0, "skipped": 0}
     try:
         for wave in waves(runs):
             ready: list[PlannedRun] = []
+            if deadline and time.monotonic() > deadline:
+                break
             for run in wave:
-                if store.is_done(run.id):
+                if store.is_done(run.id) or run.id not in chosen:
                     continue
                 missing = [d for d in run.deps if not store.is_done(d)]
                 if missing:
@@ -321,6 +332,9 @@ def run_study(
                 counts[result["status"]] += 1
                 bar.update(1)
                 bar.write(_result_line(run, result))
+                if deadline and time.monotonic() > deadline:
+                    log("time budget reached: the next call resumes from here")
+                    break
     finally:
         bar.close()
         lock.close()
