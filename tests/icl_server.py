@@ -95,6 +95,8 @@ class ChatServer:
                 fault = self.faults.popleft() if self.faults else self.mode
             if fault == "500":
                 return error(500, "internal error (test fault)")
+            if fault == "401_echo":  # a careless server that echoes the caller's key
+                return error(401, f"invalid credentials: {request.headers.get('authorization')}")
             if fault == "429":
                 return error(429, "rate limited (test fault)", {"Retry-After": self.retry_after})
             if fault == "slow":

@@ -157,8 +157,12 @@ def execute_run(
     return metrics
 
 
-def evaluate_run(run_dir: str | Path, split: str = "test") -> dict[str, float]:
-    """Re-evaluate a saved run on another split; writes ``metrics_<split>.json``."""
+def evaluate_run(
+    run_dir: str | Path, split: str = "test", source: str | None = None
+) -> dict[str, float]:
+    """Re-evaluate a saved run on a split of its own data or of any ``source`` the task
+    reads (``esci:FILE``, ``queryner:DIR``, ...; ``split="all"``: every split). Writes
+    ``metrics_<split>.json`` (``metrics_<source>_<split>.json`` for another source)."""
     from ecomlm.methods import load_method
 
     run = Path(run_dir)
@@ -166,10 +170,26 @@ def evaluate_run(run_dir: str | Path, split: str = "test") -> dict[str, float]:
         raise FileNotFoundError(f"{run}/config.yaml not found: not an ecomlm run folder")
     spec = RunSpec(**read_yaml(run / "config.yaml"))
     spec = dataclasses.replace(spec, eval_split=split)
+    if source is not None:  # all of the other data, not the run's own subsample / cap
+        spec = dataclasses.replace(spec, source=source, train_size=None, max_eval=None)
     task = get_task(spec.task, **spec.task_options)
-    examples = load_run_data(spec)[split]
+    splits = load_run_data(spec)
+    if split == "all":
+        examples = [ex for name in ("train", "dev", "test") for ex in splits.get(name, [])]
+    elif split in splits:
+        examples = splits[split]
+    else:
+        raise ValueError(f"unknown split {split!r}; choose train | dev | test | all")
     method = load_method(run / "model")
     predictions, metrics, _ = predict_and_score(method, task, examples)
-    write_jsonl(run / f"predictions_{split}.jsonl", prediction_rows(task, examples, predictions))
-    write_json(run / f"metrics_{split}.json", {"split": split, "n": len(examples), **metrics})
+    tag = split if source is None else f"{_slug(source)}_{split}"
+    write_jsonl(run / f"predictions_{tag}.jsonl", prediction_rows(task, examples, predictions))
+    record = {"split": split, "source": spec.source, "n": len(examples), **metrics}
+    write_json(run / f"metrics_{tag}.json", record)
     return metrics
+
+
+def _slug(source: str) -> str:
+    import re
+
+    return re.sub(r"[^A-Za-z0-9]+", "-", Path(source.split(":", 1)[-1]).stem or source).strip("-")

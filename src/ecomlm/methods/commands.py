@@ -211,13 +211,17 @@ def train(
 
 def evaluate(
     run: Path = typer.Option(..., help="a run folder written by `ecomlm train`"),
-    split: str = typer.Option("test", help="train | dev | test"),
+    split: str = typer.Option("test", help="train | dev | test | all"),
+    source: str = typer.Option(
+        None, help="score on other data: any `train --source` form, e.g. esci:FILE"
+    ),
 ) -> None:
-    """Re-score a saved run on a split; writes metrics_<split>.json and predictions."""
+    """Re-score a saved run on a split of its data or of another source; writes
+    metrics_<split>.json (metrics_<source>_<split>.json) and the predictions."""
     from ecomlm.runs import evaluate_run
 
     try:
-        metrics = evaluate_run(run, split)
+        metrics = evaluate_run(run, split, source)
     except (ValueError, FileNotFoundError, KeyError) as e:
         raise _fail(e) from e
     typer.echo(f"run: {run}  ({split} split)")

@@ -116,16 +116,48 @@ def iter_csv(path: Path, example_type: type) -> Iterator[Row]:
             yield row, (None if error else data), error
 
 
-def iter_rows(path: str | Path, example_type: type) -> Iterator[Row]:
+def iter_rows(path: str | Path, example_type: type, task: str | None = None) -> Iterator[Row]:
+    """Rows of a .jsonl/.csv file of example fields — or, when its columns are those of a
+    real dataset the task has a loader for (e.g. the ESCI table), that loader's examples."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"input file {path} not found")
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".json", ".ndjson"):
         return iter_jsonl(path)
-    if suffix == ".csv":
+    if suffix in (".csv", ".tsv", ".parquet"):
+        native = _dataset_rows(path, task)
+        if native is not None:
+            return native
         return iter_csv(path, example_type)
     raise ValueError(f"{path}: unsupported input format {suffix!r}; use .jsonl or .csv")
+
+
+def _dataset_rows(path: Path, task: str | None) -> Iterator[Row] | None:
+    """The task's own loader over a dataset file (ESCI: ``esci_label``, ``product_*``
+    columns), rows numbered as file lines (header = line 1); None when it is not one."""
+    if task != "esci":
+        return None
+    import pandas as pd
+
+    columns = set(pd.read_csv(path, nrows=0).columns) if path.suffix != ".parquet" else set()
+    if path.suffix == ".csv" and not columns & {"esci_label", "product_bullet_point"}:
+        return None
+    from ecomlm.data.esci import load_esci
+    from ecomlm.tasks.base import example_to_dict
+
+    examples, _ = load_esci(path, locale="all")
+    return ((i + 2, example_to_dict(ex), None) for i, ex in enumerate(examples))
+
+
+def check_output_path(input_path: Path, output_path: Path) -> None:
+    """Refuse, before any work, an output that would overwrite the input or is a folder."""
+    if output_path.is_dir():
+        raise ValueError(f"--output {output_path} is a directory; give a file path (.jsonl)")
+    if output_path.exists() and input_path.exists() and output_path.samefile(input_path):
+        raise ValueError(f"--output {output_path} is the input file; it would be overwritten")
+    if output_path.resolve() == input_path.resolve():
+        raise ValueError(f"--output {output_path} is the input file; it would be overwritten")
 
 
 def _count_lines(path: Path) -> int:
@@ -176,7 +208,8 @@ def predict_file(
         raise ValueError(f"model {served.name!r} has no task; batch predict needs a task run")
     example_type = served.task.example_type
     input_path, output_path = Path(input_path), Path(output_path)
-    rows = iter_rows(input_path, example_type)
+    check_output_path(input_path, output_path)
+    rows = iter_rows(input_path, example_type, served.task.name)
     total = _count_lines(input_path) - (1 if input_path.suffix.lower() == ".csv" else 0)
 
     output_path.parent.mkdir(parents=True, exist_ok=True)

@@ -28,6 +28,9 @@ def register(app: typer.Typer) -> None:
         time_budget: float | None = typer.Option(
             None, "--time-budget", help="Start no new run after this many seconds; resume later."
         ),
+        force_new_config: bool = typer.Option(
+            False, "--force-new-config", help="Continue a study folder made with another config."
+        ),
     ) -> None:
         """Run (or resume) a comparison study: every run of the grid, then the report."""
         from ecomlm.study.config import StudyConfigError, load_study
@@ -50,6 +53,7 @@ def register(app: typer.Typer) -> None:
                 where=config.name,
                 only=only or None,
                 time_budget_s=time_budget,
+                force_new_config=force_new_config,
             )
         except StudyConfigError as e:
             typer.echo(f"error: {e}", err=True)

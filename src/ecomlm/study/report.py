@@ -26,7 +26,7 @@ from typing import Any
 from ecomlm.io import atomic_write_text, read_json, read_jsonl, read_yaml
 from ecomlm.methods.convergence import TRAINING_FILE
 from ecomlm.study import verdicts
-from ecomlm.study.store import PLAN_FILE, RESULTS_FILE
+from ecomlm.study.store import PLAN_FILE, RESULTS_FILE, run_finished
 
 PLM_FAMILIES = ("bert", "seq2seq")
 LORA_FAMILIES = ("lora", "lora-mixed")
@@ -117,6 +117,8 @@ def load_runs(
     from ecomlm.study.stats import run_stats
 
     study = Path(study_dir)
+    if not study.is_dir():
+        raise FileNotFoundError(f"{study}: no such study folder (or folder of run folders)")
     rows = (
         {r["id"]: r for r in read_jsonl(study / RESULTS_FILE)}
         if (study / RESULTS_FILE).exists()
@@ -138,7 +140,7 @@ def load_runs(
         if key not in metric_of:
             metric_of[key] = _main_metric(p["task"], options)
         metrics_path = run_dir / "metrics.json"
-        finished = metrics_path.exists()
+        finished = run_finished(run_dir)
         status = row.get("status") or ("done" if finished else "todo")
         if status == "done" and not finished:
             status = "todo"
@@ -154,7 +156,7 @@ def load_runs(
             role=p.get("role", "train"),
             method=p["spec"].get("method", ""),
             status=status,
-            error=row.get("error"),
+            error=row.get("error") or _unfinished_reason(metrics_path, finished),
             main_metric=metric_of[key],
             seconds=float(row.get("seconds") or math.nan),
             cpu_seconds=float(row.get("cpu_seconds") or math.nan),
@@ -173,6 +175,12 @@ def load_runs(
                     run.error = f"statistics failed: {e}"
         runs.append(run)
     return runs
+
+
+def _unfinished_reason(metrics_path: Path, finished: bool) -> str | None:
+    if finished or not metrics_path.exists():
+        return None
+    return f"{metrics_path}: not a complete metrics record (truncated?); the run is redone"
 
 
 def _classification_extras(run: Run, spec: dict[str, Any]) -> None:

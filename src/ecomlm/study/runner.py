@@ -30,11 +30,12 @@ from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
-from ecomlm.io import atomic_write_text, read_json, write_json, write_yaml
+from ecomlm.io import atomic_write_text, read_json, read_yaml, write_json, write_yaml
+from ecomlm.redact import redact
 from ecomlm.scale.ray_executor import ray_executor
 from ecomlm.study.config import StudyConfig, StudyConfigError
 from ecomlm.study.grid import PlannedRun, estimate_seconds, expand, waves
-from ecomlm.study.store import CONFIG_FILE, PLAN_FILE, ResultStore
+from ecomlm.study.store import CONFIG_FILE, PLAN_FILE, ResultStore, run_finished
 
 
 @dataclass
@@ -63,7 +64,7 @@ def run_job(job: Job) -> dict[str, Any]:
     try:
         metrics = execute_run(RunSpec(**job.spec), run_dir)
     except Exception:
-        tb = traceback.format_exc()
+        tb = redact(traceback.format_exc())
         atomic_write_text(run_dir / "error.txt", tb)
         return {
             "id": job.run_id,
@@ -88,7 +89,7 @@ def run_job(job: Job) -> dict[str, Any]:
 
             run_stats(run_dir, n_boot=job.n_boot, seed=job.boot_seed, budget_s=job.boot_budget_s)
         except Exception:  # statistics must not turn a finished run into a failed one
-            result["stats_error"] = traceback.format_exc()
+            result["stats_error"] = redact(traceback.format_exc())
     return result
 
 
@@ -237,7 +238,7 @@ def plan_text(runs: list[PlannedRun], store: ResultStore) -> str:
     todo_s = 0.0
     n_todo = 0
     for run in runs:
-        done = store.is_done(run.id) or (store.dir / run.id / "metrics.json").exists()
+        done = store.is_done(run.id) or run_finished(store.dir / run.id)
         est = estimate_seconds(run)
         if not done:
             todo_s += est
@@ -268,6 +269,7 @@ def run_study(
     log: Callable[[str], None] = print,
     only: list[str] | None = None,
     time_budget_s: float | None = None,
+    force_new_config: bool = False,
 ) -> dict[str, Any]:
     """Run (or resume) every run of the study; returns counts and the report path.
 
@@ -288,6 +290,11 @@ def run_study(
     study_dir.mkdir(parents=True, exist_ok=True)
     lock = _lock(study_dir)  # one runner per study folder: the store has a single writer
     store = ResultStore(study_dir)  # re-read under the lock
+    try:
+        _check_same_config(study_dir, cfg, force_new_config)
+    except StudyConfigError:
+        lock.close()
+        raise
     for run in runs:
         store.adopt_finished(run.id, _meta(run))
     write_yaml(study_dir / CONFIG_FILE, cfg.model_dump(mode="json"))
@@ -360,6 +367,19 @@ def run_study(
         )
         summary["report"] = str(path)
     return summary
+
+
+def _check_same_config(study_dir: Path, cfg: StudyConfig, force: bool) -> None:
+    """A study folder belongs to one config: a different one would mix results."""
+    saved_path = study_dir / CONFIG_FILE
+    if force or not saved_path.exists():
+        return
+    saved = read_yaml(saved_path)
+    if saved != cfg.model_dump(mode="json") and ResultStore(study_dir).rows:
+        raise StudyConfigError(
+            f"{study_dir} holds runs of a different study config ({saved_path} differs); "
+            "use another --out folder, or --force-new-config to continue in this one"
+        )
 
 
 def _lock(study_dir: Path) -> Any:

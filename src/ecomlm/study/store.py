@@ -36,10 +36,7 @@ class ResultStore:
 
     def is_done(self, run_id: str) -> bool:
         row = self.rows.get(run_id)
-        return (
-            bool(row and row.get("status") == "done")
-            and (self.dir / run_id / "metrics.json").exists()
-        )
+        return bool(row and row.get("status") == "done") and run_finished(self.dir / run_id)
 
     def put(self, run_id: str, **fields: Any) -> dict[str, Any]:
         row = {**self.rows.get(run_id, {"id": run_id}), **fields, "updated": _now()}
@@ -54,13 +51,23 @@ class ResultStore:
         update: the run's files are complete, so nothing needs re-running.
         """
         run_dir = self.dir / run_id
-        if self.is_done(run_id) or not (run_dir / "metrics.json").exists():
+        if self.is_done(run_id) or not run_finished(run_dir):
             return False
         cost = read_json(run_dir / "cost.json") if (run_dir / "cost.json").exists() else {}
         self.put(
             run_id, **meta, status="done", metrics=read_json(run_dir / "metrics.json"), cost=cost
         )
         return True
+
+
+def run_finished(run_dir: Path) -> bool:
+    """A run is finished when its ``metrics.json`` (written last) parses as a metrics
+    record; a truncated or foreign file means the run is redone."""
+    try:
+        metrics = read_json(run_dir / "metrics.json")
+    except (OSError, ValueError):
+        return False
+    return isinstance(metrics, dict) and "n" in metrics and "split" in metrics
 
 
 def _now() -> str:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ecomlm.io import read_json, write_json
+from ecomlm.redact import redact
 from ecomlm.tasks.base import Messages
 
 log = logging.getLogger(__name__)
@@ -87,9 +88,10 @@ class ResponseCache:
         self.directory = Path(directory)
 
     @staticmethod
-    def key(backend: str, model: str, messages: Messages, params: dict) -> str:
+    def key(identity: dict, messages: Messages, params: dict) -> str:
+        """Hash of who answers (backend, endpoint URL, model, its revision) and what."""
         blob = json.dumps(
-            {"backend": backend, "model": model, "messages": messages, "params": params},
+            {"identity": identity, "messages": messages, "params": params},
             sort_keys=True,
             ensure_ascii=False,
         )
@@ -165,11 +167,15 @@ class OpenAIBackend:
         temperature: float = 0.0,
         seed: int = 0,
         count_tokens: Callable[[Messages], int] | None = None,
+        revision: str = "",
     ):
         import openai
 
+        from ecomlm.redact import register_secret
+
+        register_secret(api_key)  # masked in every error text that reaches a record
         self.openai = openai
-        self.endpoint, self.model = endpoint, model
+        self.endpoint, self.model, self.revision = endpoint, model, revision
         self.client = openai.OpenAI(
             base_url=endpoint, api_key=api_key or "not-set", max_retries=0, timeout=timeout
         )
@@ -177,6 +183,15 @@ class OpenAIBackend:
         self.concurrency = max(1, concurrency)
         self.temperature, self.seed = temperature, seed
         self.count_tokens = count_tokens or estimate_prompt_tokens
+
+    def identity(self) -> dict[str, str]:
+        """What a cached answer depends on: the server, not just the model's name."""
+        return {
+            "backend": self.name,
+            "endpoint": self.endpoint.rstrip("/"),
+            "model": self.model,
+            "revision": self.revision,
+        }
 
     def params(self, max_new_tokens: int) -> dict:
         params: dict[str, Any] = {"temperature": self.temperature, "max_tokens": max_new_tokens}
@@ -226,12 +241,12 @@ class OpenAIBackend:
                 if status in (401, 403, 404):
                     raise EndpointError(
                         f"{self.endpoint} answered HTTP {status} for model {self.model!r}: "
-                        f"{e.message}. Check the endpoint URL, the model name and the API key "
-                        "environment variable."
+                        f"{redact(e.message)}. Check the endpoint URL, the model name and "
+                        "the API key environment variable."
                     ) from e
                 if status not in (408, 409) and status < 500:  # e.g. 400: prompt too long
                     return Completion(
-                        error=f"http {status}: {e.message}"[:300],
+                        error=redact(f"http {status}: {e.message}")[:300],
                         retries=retries,
                         requests=requests,
                     )
@@ -239,10 +254,12 @@ class OpenAIBackend:
             except openai.APITimeoutError:
                 error = f"timeout after {timeout:.1f}s"
             except openai.APIConnectionError as e:
-                error = f"connection error: {e}"[:300]
+                error = redact(f"connection error: {e}")[:300]
             except openai.OpenAIError as e:  # malformed response body and the like
                 return Completion(
-                    error=f"{type(e).__name__}: {e}"[:300], retries=retries, requests=requests
+                    error=redact(f"{type(e).__name__}: {e}")[:300],
+                    retries=retries,
+                    requests=requests,
                 )
             if retries >= self.max_retries:
                 return Completion(
@@ -326,6 +343,17 @@ class LocalBackend:
 
     def count_tokens(self, messages: Messages) -> int:
         return len(self.tokenizer(self.prompt(messages), add_special_tokens=False).input_ids)
+
+    def identity(self) -> dict[str, str]:
+        """The model and a fingerprint of its weight files (a changed revision misses)."""
+        folder = Path(getattr(self.model, "name_or_path", "") or self.model_name)
+        stamps = []
+        if folder.is_dir():
+            stamps = [f"{f.name}:{f.stat().st_size}:{int(f.stat().st_mtime)}"
+                      for f in sorted(folder.iterdir()) if f.is_file()]  # fmt: skip
+        revision = hashlib.sha256("|".join(stamps).encode()).hexdigest()[:16]
+        return {"backend": self.name, "model": self.model_name, "path": str(folder),
+                "revision": revision}  # fmt: skip
 
     def params(self, max_new_tokens: int) -> dict:
         return {"temperature": 0.0, "max_tokens": max_new_tokens}

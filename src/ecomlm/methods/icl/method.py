@@ -108,6 +108,7 @@ class IclMethod:
         endpoint: str | None = None  # base URL for backend="openai", e.g. http://host:8000/v1
         model: str = "smollm2"  # endpoint model name, or local bundled name / path / HF id
         api_key_env: str = "OPENAI_API_KEY"  # env var holding the key (never saved or logged)
+        model_revision: str = ""  # remote model version: a new value invalidates cached answers
         k: int = 4  # demonstrations per prompt (0 = zero-shot)
         select: str = "random"  # random | balanced (classification) | similar (MiniLM kNN)
         encoder: str = "minilm"  # embedding encoder for select="similar"
@@ -250,6 +251,7 @@ class IclMethod:
                     concurrency=c.concurrency,
                     temperature=c.temperature,
                     seed=c.seed,
+                    revision=c.model_revision,
                     count_tokens=self._counter,
                 )
         return self._backend
@@ -315,7 +317,8 @@ class IclMethod:
         max_new = self.max_new_tokens()
         params = backend.params(max_new)
         cache = self._cache()
-        keys = [ResponseCache.key(backend.name, c.model, m, params) for m in messages]
+        identity = backend.identity()
+        keys = [ResponseCache.key(identity, m, params) for m in messages]
 
         completions: list[Completion | None] = [None] * len(examples)
         if cache is not None:
@@ -332,7 +335,7 @@ class IclMethod:
         todo = [i for i, done in enumerate(completions) if done is None]
 
         def store(j: int, done: Completion) -> None:
-            if cache is not None and done.text is not None:
+            if cache is not None and done.text is not None and done.error is None:
                 cache.put(
                     keys[todo[j]],
                     {
@@ -381,6 +384,8 @@ class IclMethod:
             "icl_select": c.select,
             "requests_sent": sum(d.requests for d in sent),
             "cache_hits": sum(d.cached for d in completions),
+            # no request reached the endpoint: every answer is a stored one
+            "answers_all_from_cache": bool(completions) and all(d.cached for d in completions),
             "retries": sum(d.retries for d in sent),
             "failures": len(failures),
             "failure_kinds": dict(Counter(failure_kind(e) for e in failures)),
