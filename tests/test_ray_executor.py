@@ -16,8 +16,8 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from ecomlm.scale.ray_executor import make_ray_executor, resources_for  # noqa: E402
 from ecomlm.study.config import parse_study  # noqa: E402
+from ecomlm.study.ray_executor import make_ray_executor, resources_for  # noqa: E402
 from ecomlm.study.runner import run_study  # noqa: E402
 from ecomlm.study.store import ResultStore  # noqa: E402
 

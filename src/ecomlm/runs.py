@@ -9,7 +9,6 @@ finished run.
 from __future__ import annotations
 
 import dataclasses
-import os
 import random
 import resource
 import time
@@ -17,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ecomlm.distributed import dist_world_size as world_size
+from ecomlm.distributed import gather_history, is_main_process
 from ecomlm.io import read_yaml, write_json, write_jsonl, write_yaml
 from ecomlm.methods.convergence import TRAINING_FILE, not_trained_record
 from ecomlm.tasks import Prediction, Task, get_task
@@ -49,15 +50,6 @@ def seed_everything(seed: int) -> None:
         torch.manual_seed(seed)
     except ImportError:  # pragma: no cover - torch is a dependency
         pass
-
-
-def world_size() -> int:
-    """Processes started by ``accelerate launch`` / ``torchrun`` (``WORLD_SIZE``), else 1."""
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-
-def is_main_process() -> bool:
-    return int(os.environ.get("RANK", "0")) == 0
 
 
 def peak_memory_mb() -> float:
@@ -128,8 +120,6 @@ def execute_run(
     train_seconds = time.perf_counter() - start
     history = getattr(method, "history", None) or []
     if world_size() > 1:
-        from ecomlm.scale.train_script import gather_history
-
         history = gather_history(history)  # a collective: every rank takes part
     if not main:
         return None

@@ -71,6 +71,10 @@ class EarlyStopping:
         self.bad_evals += 1
         return False
 
+    def elapsed(self) -> float:
+        """Seconds since training started (the wall-clock budget's clock)."""
+        return time.perf_counter() - self.started
+
     @property
     def patience_exhausted(self) -> bool:
         return self.patience > 0 and self.bad_evals >= self.patience

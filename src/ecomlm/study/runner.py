@@ -32,7 +32,6 @@ from typing import Any
 
 from ecomlm.io import atomic_write_text, read_json, read_yaml, write_json, write_yaml
 from ecomlm.redact import redact
-from ecomlm.scale.ray_executor import ray_executor
 from ecomlm.study.config import StudyConfig, StudyConfigError
 from ecomlm.study.grid import PlannedRun, estimate_seconds, expand, waves
 from ecomlm.study.store import CONFIG_FILE, PLAN_FILE, ResultStore, run_finished
@@ -125,11 +124,25 @@ def subprocess_executor(jobs: list[Job]) -> Iterator[dict[str, Any]]:
             }
 
 
-EXECUTORS: dict[str, Executor] = {
+# name -> executor, or "module:function" imported on first use (a lazy registry: the
+# runner never imports the optional back-ends, which import the runner themselves)
+EXECUTORS: dict[str, Executor | str] = {
     "local": local_executor,
     "subprocess": subprocess_executor,
-    "ray": ray_executor,  # one Ray task per run (ray.init or RAY_ADDRESS)
+    "ray": "ecomlm.study.ray_executor:ray_executor",  # one Ray task per run
 }
+
+
+def get_executor(name: str) -> Executor:
+    if name not in EXECUTORS:
+        raise StudyConfigError(f"unknown executor {name!r}; choose {', '.join(EXECUTORS)}")
+    found = EXECUTORS[name]
+    if isinstance(found, str):
+        import importlib
+
+        module, attr = found.split(":")
+        found = EXECUTORS[name] = getattr(importlib.import_module(module), attr)
+    return found
 
 
 # --------------------------------------------------------------------------- planning
@@ -299,7 +312,7 @@ def run_study(
         store.adopt_finished(run.id, _meta(run))
     write_yaml(study_dir / CONFIG_FILE, cfg.model_dump(mode="json"))
     write_json(study_dir / PLAN_FILE, {"name": cfg.name, "runs": [r.to_dict() for r in runs]})
-    run_fn = EXECUTORS[executor] if isinstance(executor, str) else executor
+    run_fn = get_executor(executor) if isinstance(executor, str) else executor
     chosen = {r.id for r in runs if not only or any(fnmatch(r.id, pat) for pat in only)}
     deadline = time.monotonic() + time_budget_s if time_budget_s else None
     todo = [r for r in runs if not store.is_done(r.id) and r.id in chosen]
@@ -307,66 +320,63 @@ def run_study(
     log(f"study {cfg.name!r}: {len(runs)} runs, {n_done} already done, {len(todo)} to run now "
         f"-> {study_dir}")  # fmt: skip
     bar = tqdm(total=len(todo), desc=f"study {cfg.name}", unit="run", position=0)
-    counts = {"done": 0, "failed": 0, "skipped": 0}
     try:
-        for wave in waves(runs):
-            ready: list[PlannedRun] = []
-            if deadline and time.monotonic() > deadline:
-                break
-            for run in wave:
-                if store.is_done(run.id) or run.id not in chosen:
-                    continue
-                missing = [d for d in run.deps if not store.is_done(d)]
-                if missing:
-                    store.put(
-                        run.id,
-                        **_meta(run),
-                        status="skipped",
-                        error=f"dependencies not finished: {', '.join(missing)}",
-                    )
-                    counts["skipped"] += 1
-                    bar.update(1)
-                    continue
-                ready.append(run)
-            by_id = {r.id: r for r in ready}
-            jobs = [
-                make_job(r, study_dir, cfg.bootstrap, cfg.bootstrap_seed, cfg.bootstrap_budget_s)
-                for r in ready
-            ]
-            for result in run_fn(jobs):
-                run = by_id[result["id"]]
-                store.put(run.id, **_meta(run), **_result_fields(result))
-                counts[result["status"]] += 1
-                bar.update(1)
-                bar.write(_result_line(run, result))
-                if deadline and time.monotonic() > deadline:
-                    log("time budget reached: the next call resumes from here")
-                    break
+        counts = _run_waves(runs, chosen, store, run_fn, cfg, deadline, bar, log)
     finally:
         bar.close()
         lock.close()
     summary: dict[str, Any] = {"study_dir": str(study_dir), "runs": len(runs), **counts}
     planned = {r.id for r in runs}
-    failed = [
-        r
-        for r in store.rows.values()
-        if r["id"] in planned and r.get("status") in ("failed", "skipped")
-    ]
-    for row in failed:
-        first = (row.get("error") or "").strip().splitlines()[-1:] or [""]
-        log(f"  {row['status']}: {row['id']}: {first[0]}")
+    for row in store.rows.values():
+        if row["id"] in planned and row.get("status") in ("failed", "skipped"):
+            first = (row.get("error") or "").strip().splitlines()[-1:] or [""]
+            log(f"  {row['status']}: {row['id']}: {first[0]}")
     if write_report if write_report is not None else cfg.report:
         from ecomlm.study.report import write_report as _write_report
 
-        path = _write_report(
-            study_dir,
-            study_dir / "report",
-            n_boot=cfg.bootstrap,
-            seed=cfg.bootstrap_seed,
-            budget_s=cfg.bootstrap_budget_s,
-        )
+        path = _write_report(study_dir, study_dir / "report", n_boot=cfg.bootstrap,
+                             seed=cfg.bootstrap_seed, budget_s=cfg.bootstrap_budget_s)  # fmt: skip
         summary["report"] = str(path)
     return summary
+
+
+def _run_waves(
+    runs: list[PlannedRun], chosen: set[str], store: ResultStore, run_fn: Executor,
+    cfg: StudyConfig, deadline: float | None, bar: Any, log: Callable[[str], None],
+) -> dict[str, int]:  # fmt: skip
+    """Run the chosen, unfinished runs wave by wave (a run after the runs it needs);
+    a run whose dependencies did not finish is recorded as skipped."""
+    counts = {"done": 0, "failed": 0, "skipped": 0}
+    for wave in waves(runs):
+        if deadline and time.monotonic() > deadline:
+            break
+        ready: list[PlannedRun] = []
+        for run in wave:
+            if store.is_done(run.id) or run.id not in chosen:
+                continue
+            missing = [d for d in run.deps if not store.is_done(d)]
+            if missing:
+                store.put(run.id, **_meta(run), status="skipped",
+                          error=f"dependencies not finished: {', '.join(missing)}")  # fmt: skip
+                counts["skipped"] += 1
+                bar.update(1)
+                continue
+            ready.append(run)
+        by_id = {r.id: r for r in ready}
+        jobs = [
+            make_job(r, store.dir, cfg.bootstrap, cfg.bootstrap_seed, cfg.bootstrap_budget_s)
+            for r in ready
+        ]
+        for result in run_fn(jobs):
+            run = by_id[result["id"]]
+            store.put(run.id, **_meta(run), **_result_fields(result))
+            counts[result["status"]] += 1
+            bar.update(1)
+            bar.write(_result_line(run, result))
+            if deadline and time.monotonic() > deadline:
+                log("time budget reached: the next call resumes from here")
+                break
+    return counts
 
 
 def _check_same_config(study_dir: Path, cfg: StudyConfig, force: bool) -> None:

@@ -7,6 +7,7 @@ the functions that need it, so the classical floors stay import-light.
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -191,30 +192,24 @@ def train_loop(
     desc: str = "train",
     dev_metric: str | None = None,
 ) -> dict[str, Any]:
-    """AdamW + linear warmup/decay; evaluate on dev every ``eval_every`` steps (0 = each
-    epoch), keep the best weights, stop after ``patience`` evaluations without a gain
+    """AdamW + linear warmup/decay; ``evaluate`` (the dev main metric, higher is better;
+    None: no early stopping) runs every ``eval_every`` steps (0 = each epoch); the best
+    weights are kept; training stops after ``patience`` evaluations without a gain
     (``converged``), at the epoch / wall-clock budget (``budget``) or on a non-finite
-    loss (``diverged``).
-
-    ``evaluate`` returns the dev main metric (higher is better); None trains the whole
-    budget. Returns a log: evaluations, best step, steps, and ``training_record``
-    (the run's ``training.json``).
-    """
-    import torch
+    loss (``diverged``). Returns a log with the run's ``training_record``."""
     from tqdm.auto import tqdm
 
-    from ecomlm.methods.convergence import Budget, EarlyStopping, training_record
+    from ecomlm.methods.convergence import Budget, EarlyStopping
 
     if not features:
         raise ValueError("no training examples")
-    rng = random.Random(seed)
+    rng, step, diverged, stop = random.Random(seed), 0, False, False
     steps_per_epoch = (len(features) + batch_size - 1) // batch_size
     total = max(1, steps_per_epoch * epochs)
     optimizer, scheduler = _optimizer(model, lr, weight_decay, warmup_ratio, total)
     budget = Budget(epochs=epochs, max_seconds=max_seconds)
     stopper = EarlyStopping(patience=patience, min_delta=min_delta)
     best_state: dict[str, Any] | None = None
-    step, diverged, stop = 0, False, False
 
     def run_eval() -> bool:
         """Evaluate; return True when patience has run out."""
@@ -235,25 +230,17 @@ def train_loop(
         rng.shuffle(order)
         for b in range(steps_per_epoch):
             rows = [features[i] for i in order[b * batch_size : (b + 1) * batch_size]]
-            loss = model(**pad_batch(rows, pad_id, device)).loss
-            if not torch.isfinite(loss):
+            loss = _step(model, pad_batch(rows, pad_id, device), optimizer, scheduler)
+            if loss is None:
                 diverged = stop = True
                 break
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
             step += 1
             bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-            elapsed = time.perf_counter() - stopper.started
-            out_of_time = max_seconds is not None and elapsed >= max_seconds
+            out_of_time = stopper.elapsed() >= (max_seconds or math.inf)
             due = eval_every and step % eval_every == 0
             if evaluate is not None and (due or out_of_time) and (stop := run_eval()):
                 break
-            if out_of_time:
-                stop = True
+            if stop := out_of_time:
                 break
         if evaluate is not None and not eval_every and not stop:
             stop = run_eval()
@@ -263,15 +250,42 @@ def train_loop(
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
+    return _loop_log(stopper, evaluate is not None, diverged, step, steps_per_epoch,
+                     len(features), batch_size, lr, budget, dev_metric)  # fmt: skip
+
+
+def _step(model: Any, batch: dict, optimizer: Any, scheduler: Any) -> float | None:
+    """One optimizer step; None (and no update) when the loss is not finite."""
+    import torch
+
+    loss = model(**batch).loss
+    if not torch.isfinite(loss):
+        return None
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return float(loss.item())
+
+
+def _loop_log(
+    stopper: Any, evaluated: bool, diverged: bool, step: int, steps_per_epoch: int,
+    n_features: int, batch_size: int, lr: float, budget: Any, dev_metric: str | None,
+) -> dict[str, Any]:  # fmt: skip
+    """``train_loop``'s log, with the run's ``training_record``."""
+    from ecomlm.methods.convergence import training_record
+
     seconds = time.perf_counter() - stopper.started
+    seen = (step // steps_per_epoch) * n_features
+    seen += min((step % steps_per_epoch) * batch_size, n_features)
     record = training_record(
-        stopper if evaluate is not None else None,
+        stopper if evaluated else None,
         stop_reason=stopper.stop_reason(diverged),
-        dev_metric=dev_metric if evaluate is not None else None,
+        dev_metric=dev_metric if evaluated else None,
         steps=step,
         epochs=step / steps_per_epoch,
-        examples_seen=(step // steps_per_epoch) * len(features)
-        + min((step % steps_per_epoch) * batch_size, len(features)),
+        examples_seen=seen,
         lr=lr,
         train_seconds=seconds,
         budget=budget,
@@ -280,7 +294,7 @@ def train_loop(
         "best_score": stopper.best_score,
         "best_step": stopper.best_step or 0,
         "evals": [{"step": e["step"], "score": e["score"]} for e in stopper.curve],
-        "stopped_early": stopper.patience_exhausted and step < total,
+        "stopped_early": stopper.patience_exhausted and step < steps_per_epoch * budget.epochs,
         "steps": step,
         "train_loop_seconds": round(seconds, 3),
         "training_record": record,

@@ -33,6 +33,7 @@ from typing import Any
 
 import torch
 
+from ecomlm.distributed import torch_is_main_process
 from ecomlm.io import atomic_write_dir, read_json, write_json
 from ecomlm.methods.base import METHOD_FILE, config_from_dict, method_from_folder, method_header
 from ecomlm.methods.convergence import not_trained_record
@@ -354,7 +355,7 @@ class LoraMethod:
     def save(self, path: str | Path) -> None:
         if self.model is None:
             raise RuntimeError("method 'lora' is not fitted: nothing to save")
-        if not _is_main_process():  # DDP: rank 0 writes, the others hold the same weights
+        if not torch_is_main_process():  # DDP: rank 0 writes, the others hold the same weights
             return
         out = Path(path)
         out.mkdir(parents=True, exist_ok=True)
@@ -384,11 +385,6 @@ class LoraMethod:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _is_main_process() -> bool:
-    dist = torch.distributed
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
 
 def _merge(model: Any) -> bool:
