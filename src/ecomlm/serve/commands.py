@@ -45,6 +45,10 @@ def serve(
     max_wait_ms: float = typer.Option(5.0, "--max-wait-ms", help="Micro-batch collection window."),
     timeout: float = typer.Option(60.0, "--timeout", help="Per-request timeout in seconds (504)."),
     max_body_bytes: int = typer.Option(1 << 20, "--max-body-bytes", help="Body limit (413)."),
+    api_key: str | None = typer.Option(
+        None, "--api-key", envvar="ECOMLM_API_KEY",
+        help="Require 'Authorization: Bearer KEY' (401 otherwise); /health stays open.",
+    ),  # fmt: skip
 ) -> None:
     """Serve runs over HTTP: task predictions, OpenAI-compatible chat, one base per LLM."""
     from ecomlm.serve.app import ServeSettings
@@ -60,6 +64,7 @@ def serve(
         request_timeout_s=timeout,
         max_batch_size=max_batch_size,
         max_wait_ms=max_wait_ms,
+        api_key=api_key,
     )
     run_server(registry, host=host, port=port, settings=settings)
 

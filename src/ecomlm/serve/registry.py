@@ -278,12 +278,26 @@ class ModelRegistry:
             )
         return predictions
 
+    def context_limit(self, name: str) -> int:
+        """Tokens the chat model's context holds (prompt + completion)."""
+        llm = self.bases[self.get(name).base]
+        config_limit = getattr(llm.model.config, "max_position_embeddings", None) or 2048
+        tok_limit = getattr(llm.tokenizer, "model_max_length", None) or config_limit
+        return int(min(config_limit, tok_limit))
+
+    def prompt_tokens(self, name: str, messages: Messages) -> int:
+        from ecomlm.methods.llm.causal_lm import encode, prompt_text
+
+        tokenizer = self.bases[self.get(name).base].tokenizer
+        return len(encode(tokenizer, prompt_text(tokenizer, messages)))
+
     def chat(
         self,
         name: str,
         conversations: list[Messages],
         max_tokens: int,
         stop: Sequence[str] = (),
+        max_time: float | None = None,
     ) -> list[ChatOutput]:
         served = self.get(name)
         if not served.can_chat:
@@ -294,7 +308,7 @@ class ModelRegistry:
         llm = self.bases[served.base]
         adapter = None if served.method == "base" else name
         with llm.active(adapter) as model:
-            return chat_generate(model, llm.tokenizer, conversations, max_tokens, stop)
+            return chat_generate(model, llm.tokenizer, conversations, max_tokens, stop, max_time)
 
 
 def lora_predictor(task: Task, header: dict, llm: LlmBase) -> Any:
@@ -321,8 +335,10 @@ def chat_generate(
     conversations: list[Messages],
     max_tokens: int,
     stop: Sequence[str] = (),
+    max_time: float | None = None,
 ) -> list[ChatOutput]:
-    """Greedy completion of each conversation in one batch, with token counts for ``usage``."""
+    """Greedy completion of each conversation in one batch, with token counts for ``usage``;
+    generation stops after ``max_time`` seconds (the request deadline frees the worker)."""
     import torch
 
     from ecomlm.methods.llm.causal_lm import encode, left_padded, prompt_text, stop_token_ids
@@ -338,6 +354,7 @@ def chat_generate(
             do_sample=False,
             pad_token_id=tokenizer.pad_token_id,
             eos_token_id=stops,
+            max_time=max_time,
         )
     results = []
     for ids, row in zip(encoded, out[:, inputs["input_ids"].shape[1] :].tolist(), strict=True):
