@@ -37,6 +37,7 @@ class RunSpec:
     method_config: dict[str, Any] = field(default_factory=dict)
     eval_split: str = "test"
     max_eval: int | None = None  # cap on evaluated examples (first N of the split)
+    lr_grid: list[float] | None = None  # fair tuning: one fit per lr, the best on dev kept
 
 
 def seed_everything(seed: int) -> None:
@@ -113,10 +114,15 @@ def execute_run(
     seed_everything(spec.seed)
     task = get_task(spec.task, **spec.task_options)
     splits = splits if splits is not None else load_run_data(spec)
-    method = make_method(spec.method, task, spec.method_config)
-
     start = time.perf_counter()
-    method.fit(splits["train"], splits.get("dev"))
+    if spec.lr_grid:
+        from ecomlm.methods.tuning import fit_with_lr_search
+
+        method = fit_with_lr_search(spec.method, task, spec.method_config, spec.lr_grid,
+                                    splits["train"], splits.get("dev") or [])  # fmt: skip
+    else:
+        method = make_method(spec.method, task, spec.method_config)
+        method.fit(splits["train"], splits.get("dev"))
     train_seconds = time.perf_counter() - start
     history = getattr(method, "history", None) or []
     if world_size() > 1:
@@ -127,7 +133,7 @@ def execute_run(
     if history:
         write_jsonl(out / TRAIN_LOG, history)
     record = getattr(method, "training_record", None) or not_trained_record()
-    record = {**record, "train_seconds": round(train_seconds, 3)}
+    record = {"trials": 1, **record, "train_seconds": round(train_seconds, 3)}
     write_json(out / TRAINING_FILE, record)
 
     examples = splits[spec.eval_split]

@@ -149,6 +149,25 @@ class MergeEntry(_Entry):
     across_tasks: bool = False
 
 
+class TuningConfig(_Strict):
+    """The same learning-rate search for every trained family (``trials`` fits each,
+    chosen on dev). ``lr`` overrides a family's grid; every grid has ``trials`` values."""
+
+    trials: int = Field(default=3, ge=1)
+    lr: dict[str, list[float]] = Field(default_factory=dict)
+
+    def grid(self, method: str) -> list[float]:
+        from ecomlm.methods.tuning import DEFAULT_LR_GRIDS
+
+        values = list(self.lr.get(method) or DEFAULT_LR_GRIDS.get(method, ()))
+        if len(values) < self.trials:
+            raise ValueError(
+                f"tuning.lr.{method}: {len(values)} learning rates for {self.trials} trials; "
+                "every trained family gets the same number of trials"
+            )
+        return values[: self.trials] if self.trials > 1 else []
+
+
 class StudyConfig(_Strict):
     name: str
     output_dir: str = "runs"
@@ -164,6 +183,7 @@ class StudyConfig(_Strict):
     # seconds per run for CIs of secondary corpus-level metrics (e.g. macro-F1, BLEU)
     bootstrap_budget_s: float = Field(default=5.0, ge=0)
     report: bool = True  # write the report when the study ends
+    tuning: TuningConfig | None = None  # None: each method's configured lr, one trial
 
     @field_validator("train_sizes")
     @classmethod

@@ -65,8 +65,17 @@ def size_tag(size: TrainSize) -> str:
     return f"n{size}"
 
 
+# RunSpec fields added later: left out of the hash while unset, so existing studies keep
+# their run ids (and resume) across versions
+_HASH_IF_SET = ("lr_grid",)
+
+
 def run_hash(spec: RunSpec, deps: list[str], inject: dict[str, Any]) -> str:
-    payload = {"spec": dataclasses.asdict(spec), "deps": deps, "inject": inject}
+    fields = dataclasses.asdict(spec)
+    for name in _HASH_IF_SET:
+        if fields.get(name) is None:
+            fields.pop(name, None)
+    payload = {"spec": fields, "deps": deps, "inject": inject}
     text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:8]
 
@@ -118,6 +127,7 @@ class _Grid:
     def spec(self, task: str, method: str, size: TrainSize, seed: int, config: dict) -> RunSpec:
         t = self.cfg.task(task)
         return RunSpec(
+            lr_grid=self.lr_grid(method, config),
             task=task,
             method=method,
             source=t.source,
@@ -128,6 +138,17 @@ class _Grid:
             eval_split=t.eval_split,
             max_eval=t.max_eval if t.max_eval is not None else self.cfg.max_eval,
         )
+
+    def lr_grid(self, method: str, config: dict) -> list[float] | None:
+        """The study's learning-rate search for a trained method (None: one fit)."""
+        from ecomlm.methods.tuning import tunable
+
+        tuning = self.cfg.tuning
+        if tuning is None or config.get("adapter_path") or not tunable(method):
+            return None
+        if method == "lora" and config.get("max_steps") == 0:  # zero-shot: nothing to tune
+            return None
+        return tuning.grid(method) or None
 
     def tasks_of(self, entry: Any) -> list[str]:
         return list(entry.tasks or [t.name for t in self.cfg.tasks])

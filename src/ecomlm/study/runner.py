@@ -384,12 +384,18 @@ def _check_same_config(study_dir: Path, cfg: StudyConfig, force: bool) -> None:
     saved_path = study_dir / CONFIG_FILE
     if force or not saved_path.exists():
         return
-    saved = read_yaml(saved_path)
-    if saved != cfg.model_dump(mode="json") and ResultStore(study_dir).rows:
+    saved = _without_unset(read_yaml(saved_path))
+    if saved != _without_unset(cfg.model_dump(mode="json")) and ResultStore(study_dir).rows:
         raise StudyConfigError(
             f"{study_dir} holds runs of a different study config ({saved_path} differs); "
             "use another --out folder, or --force-new-config to continue in this one"
         )
+
+
+def _without_unset(config: dict) -> dict:
+    """Top-level keys set to null dropped: an option added in a later version compares
+    equal to its absence in an older study folder."""
+    return {k: v for k, v in config.items() if v is not None}
 
 
 def _lock(study_dir: Path) -> Any:
