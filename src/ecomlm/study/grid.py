@@ -334,6 +334,7 @@ def estimate_seconds(run: PlannedRun) -> float:
     cfg = run.spec.method_config
     size = run.train_size
     n_train = size if isinstance(size, int) else _ASSUMED_SPLIT
+    n_train *= len(run.spec.lr_grid or [None])  # an lr search fits once per trial
     if run.family in ("lora", "lora-mixed"):
         tasks = len(cfg.get("mix_tasks") or {}) or 1
         steps = cfg.get("max_steps")

@@ -148,6 +148,10 @@ class EsciTask:
     def reference(self, ex: EsciExample) -> str:
         return require_gold(self, ex)
 
+    def answer_grammar(self, ex: EsciExample | None = None) -> str:
+        """GBNF of the answers that parse: exactly one label (constrained decoding)."""
+        return "root ::= " + " | ".join(f'"{label}"' for label in self.labels)
+
     # -- parsing ------------------------------------------------------------------------
     def parse(self, text: str, ex: EsciExample | None = None) -> Prediction:
         raw = text if isinstance(text, str) else ("" if text is None else str(text))

@@ -176,6 +176,22 @@ class QueryNerTask:
             cursor = end + 1
         return "\n".join(lines) if lines else "none"
 
+    def answer_grammar(self, ex: NerExample) -> str:
+        """GBNF of answers that parse for this query: "none", or lines "type: span" with
+        a known entity type and a contiguous span of the query's own tokens."""
+        spans = {
+            " ".join(ex.tokens[i:j]) for i in range(len(ex.tokens))
+            for j in range(i + 1, len(ex.tokens) + 1)
+        }  # fmt: skip
+        if not spans:
+            return 'root ::= "none"'
+        types = " | ".join(_gbnf_literal(t) for t in ENTITY_TYPES)
+        span = " | ".join(_gbnf_literal(s) for s in sorted(spans, key=len, reverse=True))
+        return (
+            'root ::= "none" | line ("\\n" line)*\n'
+            f'line ::= type ": " span\ntype ::= {types}\nspan ::= {span}'
+        )
+
     def parse(self, text: str, ex: NerExample) -> Prediction:
         raw = text if isinstance(text, str) else ("" if text is None else str(text))
         try:
@@ -256,3 +272,10 @@ class QueryNerTask:
             out[f"f1_{type_}"] = float(report[type_]["f1-score"])
         out["invalid_rate"] = mean(self.example_metrics(examples, predictions)["invalid_rate"])
         return out
+
+
+def _gbnf_literal(text: str) -> str:
+    """A GBNF string literal (quotes, backslashes and control characters escaped)."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    escaped = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in escaped)
+    return f'"{escaped}"'

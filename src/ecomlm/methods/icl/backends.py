@@ -406,3 +406,58 @@ class LocalBackend:
                 if on_done is not None:
                     on_done(i, results[i])
         return results
+
+
+class EngineBackend(LocalBackend):
+    """The local backend on llama.cpp (``ecomlm.methods.llm.engine``): the bundled GGUF
+    weights as shipped, prompts tokenized by the model's Hugging Face tokenizer (the same
+    ids as the transformers path), and answers constrained by the task's grammar."""
+
+    engine_name = "llama.cpp"
+
+    def __init__(self, model: str = "smollm2", batch_size: int = 8, *_: Any) -> None:
+        from transformers import AutoTokenizer
+
+        from ecomlm.methods.llm.engine import LlamaCppEngine
+        from ecomlm.models import llm_path
+
+        self.model_name, self.batch_size = model, batch_size
+        self.engine = LlamaCppEngine(model)
+        self.tokenizer = AutoTokenizer.from_pretrained(llm_path(model))
+        self.model = None
+
+    def context_limit(self) -> int:
+        tok_limit = getattr(self.tokenizer, "model_max_length", None) or self.engine.context_limit
+        return int(min(self.engine.context_limit, tok_limit))
+
+    def identity(self) -> dict[str, str]:
+        stat = self.engine.path.stat()
+        revision = f"{self.engine.path.name}:{stat.st_size}:{int(stat.st_mtime)}"
+        return {"backend": self.name, "engine": self.engine_name, "model": self.model_name,
+                "revision": revision}  # fmt: skip
+
+    def complete(
+        self,
+        requests: Sequence[Messages],
+        max_new_tokens: int,
+        budget: Budget,
+        on_done: Callable[[int, Completion], None] | None = None,
+        grammars: Sequence[str | None] | None = None,
+    ) -> list[Completion]:
+        from ecomlm.methods.llm.causal_lm import encode
+
+        results: list[Completion] = [Completion() for _ in requests]
+        limit = max(1, self.context_limit() - max_new_tokens)
+        for i in _progress(range(len(requests)), len(requests)):
+            refused = budget.acquire()
+            if refused:
+                results[i] = Completion(error=refused)
+                continue
+            ids = encode(self.tokenizer, self.prompt(requests[i]))[-limit:]
+            grammar = grammars[i] if grammars else None
+            text, n_out = self.engine.complete(ids, max_new_tokens, grammar)
+            results[i] = Completion(text=text, prompt_tokens=len(ids),
+                                    completion_tokens=n_out, requests=1)  # fmt: skip
+            if on_done is not None:
+                on_done(i, results[i])
+        return results

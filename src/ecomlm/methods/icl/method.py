@@ -31,6 +31,7 @@ from ecomlm.methods.base import method_from_folder, method_header
 from ecomlm.methods.icl.backends import (
     Budget,
     Completion,
+    EngineBackend,
     LocalBackend,
     OpenAIBackend,
     ResponseCache,
@@ -109,6 +110,10 @@ class IclMethod:
         model: str = "smollm2"  # endpoint model name, or local bundled name / path / HF id
         api_key_env: str = "OPENAI_API_KEY"  # env var holding the key (never saved or logged)
         model_revision: str = ""  # remote model version: a new value invalidates cached answers
+        # local backend: "auto" = llama.cpp when installed and the model is GGUF (bundled
+        # names), else transformers in-process; or "llama.cpp" | "transformers"
+        engine: str = "auto"
+        constrained: bool = True  # llama.cpp: answers follow the task's grammar (always parse)
         k: int = 4  # demonstrations per prompt (0 = zero-shot)
         select: str = "random"  # random | balanced (classification) | similar (MiniLM kNN)
         encoder: str = "minilm"  # embedding encoder for select="similar"
@@ -237,7 +242,8 @@ class IclMethod:
         if self._backend is None:
             c = self.config
             if self.backend_name == "local":
-                self._backend = LocalBackend(c.model, c.batch_size, c.dtype, c.device)
+                backend_type = EngineBackend if self._use_engine() else LocalBackend
+                self._backend = backend_type(c.model, c.batch_size, c.dtype, c.device)
                 self._counter = self._backend.count_tokens
             else:
                 self._counter = self._remote_counter()
@@ -255,6 +261,24 @@ class IclMethod:
                     count_tokens=self._counter,
                 )
         return self._backend
+
+    def _use_engine(self) -> bool:
+        from ecomlm.methods.llm.engine import engine_available
+        from ecomlm.models import BUNDLED_LLMS
+
+        engine = self.config.engine
+        if engine not in ("auto", "llama.cpp", "transformers"):
+            raise ValueError(f"icl engine={engine!r}; choose auto, llama.cpp or transformers")
+        if engine == "auto":
+            return engine_available() and self.config.model in BUNDLED_LLMS
+        return engine == "llama.cpp"
+
+    def _grammars(self, examples: list[Any]) -> list[str | None] | None:
+        """The task's answer grammar per example (engine backend, closed output spaces)."""
+        grammar = getattr(self.task, "answer_grammar", None)
+        if not self.config.constrained or grammar is None:
+            return None
+        return [grammar(ex) for ex in examples]
 
     def _remote_counter(self) -> Any:
         if self.config.tokenizer is None:
@@ -318,6 +342,8 @@ class IclMethod:
         params = backend.params(max_new)
         cache = self._cache()
         identity = backend.identity()
+        if isinstance(backend, EngineBackend) and self._grammars(examples[:1]):
+            identity = {**identity, "constrained": True}
         keys = [ResponseCache.key(identity, m, params) for m in messages]
 
         completions: list[Completion | None] = [None] * len(examples)
@@ -348,7 +374,12 @@ class IclMethod:
                 )
 
         budget = Budget(c.max_requests, c.max_seconds)
-        fresh = backend.complete([messages[i] for i in todo], max_new, budget, on_done=store)
+        todo_messages = [messages[i] for i in todo]
+        if isinstance(backend, EngineBackend):
+            grammars = self._grammars([examples[i] for i in todo])
+            fresh = backend.complete(todo_messages, max_new, budget, store, grammars)
+        else:
+            fresh = backend.complete(todo_messages, max_new, budget, on_done=store)
         for i, done in zip(todo, fresh, strict=True):
             completions[i] = done
 
@@ -379,6 +410,8 @@ class IclMethod:
         n = max(len(predictions), 1)
         cost: dict[str, Any] = {
             "icl_backend": self.backend_name,
+            "inference_engine": getattr(self._backend, "engine_name", None)
+            or ("transformers" if self.backend_name == "local" else "endpoint"),
             "icl_model": c.model,
             "icl_k": c.k,
             "icl_select": c.select,

@@ -1,0 +1,94 @@
+"""Local generation on llama.cpp (llama-cpp-python): the bundled GGUF weights as they
+ship, greedy decoding, and grammar-constrained answers (GBNF) for tasks with a closed
+output space.
+
+Why llama.cpp: the bundled SmolLM2 and Gemma-3 weights are GGUF already (no conversion,
+quantized matmuls), it runs on the CPU of a laptop or CI box, and its grammar sampler
+makes every answer parse. vLLM's CPU build needs a from-source build with a matching
+torch and is a server, not a library call; it stays the GPU serving path
+(``scale/vllm_backend.py``). Prompts are tokenized by the same Hugging Face tokenizer as
+the in-process path and passed as token ids, so both paths read identical inputs.
+
+llama-cpp-python compiles llama.cpp at install time (``pip install 'ecomlm[engine]'``,
+minutes); without it ``engine_available()`` is False and callers use transformers.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+
+def engine_available() -> bool:
+    return importlib.util.find_spec("llama_cpp") is not None
+
+
+def gguf_path(model: str) -> Path:
+    """A GGUF file for a bundled model name (``smollm2``, ``gemma3``) or a ``.gguf`` path."""
+    from ecomlm.models import BUNDLED_LLMS, gguf_file
+
+    if model in BUNDLED_LLMS:
+        return gguf_file(model)
+    path = Path(model)
+    if path.suffix == ".gguf" and path.is_file():
+        return path
+    raise ValueError(
+        f"engine backend needs a GGUF model: a bundled name ({', '.join(BUNDLED_LLMS)}) or a "
+        f".gguf file, got {model!r}"
+    )
+
+
+class LlamaCppEngine:
+    """Greedy (optionally grammar-constrained) completion of token-id prompts."""
+
+    name = "llama.cpp"
+
+    def __init__(self, model: str = "smollm2", n_ctx: int = 2048, threads: int | None = None):
+        if not engine_available():
+            raise ImportError(
+                "the llama.cpp engine needs llama-cpp-python: pip install 'ecomlm[engine]'"
+            )
+        from llama_cpp import Llama
+
+        self.model_name, self.path = model, gguf_path(model)
+        threads = threads or int(os.environ.get("OMP_NUM_THREADS", "0")) or os.cpu_count() or 1
+        self.llm = Llama(model_path=str(self.path), n_ctx=n_ctx, n_threads=threads,
+                         n_batch=512, seed=0, verbose=False)  # fmt: skip
+        self._grammars: dict[str, Any] = {}
+
+    def close(self) -> None:
+        """Free the model now (llama-cpp-python's own finaliser can fail at interpreter exit)."""
+        if getattr(self, "llm", None) is not None:
+            self.llm.close()
+            self.llm = None
+
+    @property
+    def context_limit(self) -> int:
+        return int(self.llm.n_ctx())
+
+    def grammar(self, gbnf: str | None) -> Any:
+        """A compiled GBNF grammar (cached: a task's grammar is often the same string)."""
+        if gbnf is None:
+            return None
+        if gbnf not in self._grammars:
+            from llama_cpp import LlamaGrammar
+
+            self._grammars[gbnf] = LlamaGrammar.from_string(gbnf, verbose=False)
+        return self._grammars[gbnf]
+
+    def complete(
+        self, prompt_ids: Sequence[int], max_new_tokens: int, gbnf: str | None = None
+    ) -> tuple[str, int]:
+        """(new text, completion tokens) for one prompt; stops at the model's end token."""
+        self.llm.reset()  # no prefix reuse across unrelated prompts: outputs stay exact
+        out = self.llm.create_completion(
+            list(prompt_ids),
+            max_tokens=max_new_tokens,
+            temperature=0.0,
+            top_k=1,
+            grammar=self.grammar(gbnf),
+        )
+        return out["choices"][0]["text"].strip(), int(out["usage"]["completion_tokens"])
