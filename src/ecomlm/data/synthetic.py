@@ -367,7 +367,6 @@ _CLOSE = {
     2: ("Probably will return it.", "Expected more.", "Would not buy again."),
     1: ("Returned it.", "Save your money.", "Very disappointed."),
 }
-_SENT_WORD = {1: "poor", 0: "mixed", 2: "good"}
 
 
 def _review(

@@ -8,7 +8,7 @@ task's chat prompt as token ids, truncated the same way) and parses answers with
 the task's own parser, so predictions are comparable with ``LoraMethod.predict``:
 
 * generation tasks (and ESCI with ``esci_inference="generate"``): greedy decoding
-  up to the task's ``MAX_NEW_TOKENS``, stopping at end-of-turn;
+  up to the task's ``max_new_tokens``, stopping at end-of-turn;
 * label tasks (ESCI, ``esci_inference="score"``): every label's tokens + end of
   turn are scored as a continuation of the prompt (``prompt_logprobs``), length
   normalised and soft-maxed over the labels, like ``llm.score_labels``.
@@ -179,11 +179,10 @@ class VllmMultiLora:
         return list(dict.fromkeys(int(i) for i in ids if i is not None))
 
     def _new_tokens(self, run: AdapterRun) -> int:
-        from ecomlm.methods.llm.lora import MAX_NEW_TOKENS
 
         if run.max_new_tokens is not None:
             return int(run.max_new_tokens)
-        return MAX_NEW_TOKENS.get(run.task.name, 128)
+        return run.task.max_new_tokens
 
     def _scoring(self, run: AdapterRun) -> bool:
         return bool(run.task.labels) and run.esci_inference == "score"

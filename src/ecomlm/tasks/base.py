@@ -50,6 +50,8 @@ class Task(Protocol):
     main_metric: str
     # Answer strings of a classification task in a fixed order, else None.
     labels: tuple[str, ...] | None
+    # Tokens an LLM may generate for one answer (the one budget table: LoRA, ICL, vLLM).
+    max_new_tokens: int
 
     def messages(self, example: Any) -> Messages:
         """System + user chat messages for the instruction prompt."""

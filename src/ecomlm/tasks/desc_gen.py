@@ -118,6 +118,7 @@ class DescGenTask:
     name = "desc_gen"
     example_type = DescGenExample
     main_metric = "rougeL"
+    max_new_tokens = 128  # generation budget of an answer (LLM methods)
     labels = None
 
     def __init__(self) -> None:

@@ -103,6 +103,7 @@ class EsciTask:
     name = "esci"
     example_type = EsciExample
     main_metric = "accuracy"
+    max_new_tokens = 8  # generation budget of an answer (LLM methods)
 
     def __init__(self, ways: int = 4):
         if ways not in (2, 4):

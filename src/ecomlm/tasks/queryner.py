@@ -141,6 +141,7 @@ class QueryNerTask:
     name = "queryner"
     example_type = NerExample
     main_metric = "f1"
+    max_new_tokens = 64  # generation budget of an answer (LLM methods)
     labels = None
 
     def __init__(self) -> None:

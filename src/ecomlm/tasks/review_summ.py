@@ -53,6 +53,7 @@ class ReviewSummTask:
     name = "review_summ"
     example_type = ReviewSummExample
     main_metric = "rougeL"
+    max_new_tokens = 96  # generation budget of an answer (LLM methods)
     labels = None
 
     def __init__(self) -> None:

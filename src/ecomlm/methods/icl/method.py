@@ -44,7 +44,6 @@ log = logging.getLogger(__name__)
 
 BACKENDS = ("local", "openai")
 # Answer lengths per task: a label; BIO tags for a short query; a summary; a description.
-DEFAULT_MAX_NEW_TOKENS = {"esci": 8, "queryner": 192, "review_summ": 128, "desc_gen": 256}
 # Context window assumed for a remote model when max_context_tokens is not given.
 DEFAULT_REMOTE_CONTEXT = 8192
 
@@ -236,7 +235,7 @@ class IclMethod:
     def max_new_tokens(self) -> int:
         if self.config.max_new_tokens is not None:
             return self.config.max_new_tokens
-        return DEFAULT_MAX_NEW_TOKENS.get(self.task.name, 128)
+        return self.task.max_new_tokens
 
     def backend(self) -> Any:
         if self._backend is None:
@@ -307,7 +306,7 @@ class IclMethod:
         """Chat messages per example and the number of demonstrations each one kept."""
         if self.selector is None:
             raise RuntimeError("IclMethod.predict called before fit (no demonstration pool)")
-        backend = self.backend()  # noqa: F841 - sets the token counter
+        self.backend()  # built first: it provides the token counter fit_demos uses
         limit = self.max_prompt_tokens()
         picks = self.selector.select(examples)
         messages, used = [], []

@@ -49,8 +49,6 @@ __all__ = [  # re-exported: callers import the recipe's pieces from here
     "inference_autocast", "resolve_precision",
 ]  # fmt: skip
 
-# Generation budget per task when ``max_new_tokens`` is not set.
-MAX_NEW_TOKENS = {"esci": 8, "queryner": 64, "review_summ": 64, "desc_gen": 96}
 
 # Config fields that do not change what training computes (left out of the
 # checkpoint fingerprint, so e.g. a different work_dir still resumes).
@@ -150,7 +148,7 @@ class LoraMethod:
         adapter_path: str | None = None
         # inference
         esci_inference: str = "score"  # "score" | "generate"
-        max_new_tokens: int | None = None  # default per task: MAX_NEW_TOKENS
+        max_new_tokens: int | None = None  # default: the task's max_new_tokens
         num_beams: int = 1
         eval_batch_size: int = 16
         # checkpointing: <work_dir>/checkpoint, else a cache folder keyed by the run
@@ -317,7 +315,7 @@ class LoraMethod:
     def _max_new_tokens(self) -> int:
         if self.config.max_new_tokens is not None:
             return self.config.max_new_tokens
-        return MAX_NEW_TOKENS.get(self.task.name, 128)
+        return self.task.max_new_tokens
 
     def predict(self, examples: list[Any], merge: bool = True) -> list[Prediction]:
         """Predict; ``merge=False`` keeps the adapter unmerged (a server sharing one base

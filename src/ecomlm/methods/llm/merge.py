@@ -48,7 +48,6 @@ COMBINATIONS = (
 )
 EQUAL_RANK = ("linear", "ties", "dare_linear", "dare_ties", "magnitude_prune")
 WITH_DENSITY = tuple(c for c in COMBINATIONS if c.startswith(("ties", "dare", "magnitude")))
-WITH_SIGN = tuple(c for c in COMBINATIONS if "ties" in c)
 ADAPTER_DIR = "adapter"
 
 
@@ -265,7 +264,7 @@ class MergedLoraMethod:
         seed: int = 0  # DARE's random pruning
         # Prediction options, as in LoraMethod.
         esci_inference: str = "score"  # "score" | "generate"
-        max_new_tokens: int | None = None  # default per task (LoRA's MAX_NEW_TOKENS)
+        max_new_tokens: int | None = None  # default: the task's max_new_tokens
         eval_batch_size: int = 16
         mixed_precision: str = "auto"  # as LoraMethod's: autocast at prediction
 
