@@ -261,7 +261,9 @@ def test_prompt_guard_drops_farthest_demos_first(task, pool, tests_set):
 def test_local_backend_matches_server_and_guard_uses_model_context(
     task, pool, tests_set, server, tiny_llama, tmp_path
 ):
-    config = dict(backend="local", model=tiny_llama, select="random", cache_dir="off")
+    # unconstrained: the server decodes freely, and both paths must agree token for token
+    config = dict(backend="local", model=tiny_llama, select="random", cache_dir="off",
+                  constrained=False)
     local = IclMethod(task, IclMethod.Config(k=2, **config)).fit(pool)
     preds = local.predict(tests_set)
     over_http = remote(task, server, tmp_path, k=2, select="random").fit(pool)

@@ -153,6 +153,10 @@ class EsciTask:
         """GBNF of the answers that parse: exactly one label (constrained decoding)."""
         return "root ::= " + " | ".join(f'"{label}"' for label in self.labels)
 
+    def answer_regex(self, ex: EsciExample | None = None) -> str:
+        """The same answer space as a regular expression (transformers constrained path)."""
+        return "(" + "|".join(re.escape(label) for label in self.labels) + ")"
+
     # -- parsing ------------------------------------------------------------------------
     def parse(self, text: str, ex: EsciExample | None = None) -> Prediction:
         raw = text if isinstance(text, str) else ("" if text is None else str(text))

@@ -180,18 +180,24 @@ class QueryNerTask:
     def answer_grammar(self, ex: NerExample) -> str:
         """GBNF of answers that parse for this query: "none", or lines "type: span" with
         a known entity type and a contiguous span of the query's own tokens."""
-        spans = {
-            " ".join(ex.tokens[i:j]) for i in range(len(ex.tokens))
-            for j in range(i + 1, len(ex.tokens) + 1)
-        }  # fmt: skip
+        spans = _spans(ex.tokens)
         if not spans:
             return 'root ::= "none"'
         types = " | ".join(_gbnf_literal(t) for t in ENTITY_TYPES)
-        span = " | ".join(_gbnf_literal(s) for s in sorted(spans, key=len, reverse=True))
+        span = " | ".join(_gbnf_literal(s) for s in spans)
         return (
             'root ::= "none" | line ("\\n" line)*\n'
             f'line ::= type ": " span\ntype ::= {types}\nspan ::= {span}'
         )
+
+    def answer_regex(self, ex: NerExample) -> str:
+        """The answer space of ``answer_grammar`` as a regular expression."""
+        spans = _spans(ex.tokens)
+        if not spans:
+            return "none"
+        line = "(" + "|".join(re.escape(t) for t in ENTITY_TYPES) + "): ("
+        line += "|".join(re.escape(s) for s in spans) + ")"
+        return f"(none|{line}(\\n{line})*)"
 
     def parse(self, text: str, ex: NerExample) -> Prediction:
         raw = text if isinstance(text, str) else ("" if text is None else str(text))
@@ -280,3 +286,10 @@ def _gbnf_literal(text: str) -> str:
     escaped = text.replace("\\", "\\\\").replace('"', '\\"')
     escaped = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in escaped)
     return f'"{escaped}"'
+
+
+def _spans(tokens: list[str]) -> list[str]:
+    """Every contiguous span of the query's tokens, longest first (the possible entities)."""
+    n = len(tokens)
+    spans = {" ".join(tokens[i:j]) for i in range(n) for j in range(i + 1, n + 1)}
+    return sorted(spans, key=len, reverse=True)

@@ -364,6 +364,7 @@ class LocalBackend:
         max_new_tokens: int,
         budget: Budget,
         on_done: Callable[[int, Completion], None] | None = None,
+        answer_regexes: Sequence[str | None] | None = None,
     ) -> list[Completion]:
         from ecomlm.methods.llm.causal_lm import generate
 
@@ -393,6 +394,7 @@ class LocalBackend:
                 max_new_tokens=max_new_tokens,
                 batch_size=len(batch),
                 max_prompt_tokens=max(1, limit),
+                answer_regexes=[answer_regexes[i] for i in batch] if answer_regexes else None,
             )
             for i, text in zip(batch, texts, strict=True):
                 n_prompt = len(self.tokenizer(prompts[i], add_special_tokens=False).input_ids)

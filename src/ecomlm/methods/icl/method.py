@@ -112,7 +112,7 @@ class IclMethod:
         # local backend: "auto" = llama.cpp when installed and the model is GGUF (bundled
         # names), else transformers in-process; or "llama.cpp" | "transformers"
         engine: str = "auto"
-        constrained: bool = True  # llama.cpp: answers follow the task's grammar (always parse)
+        constrained: bool = True  # local: answers follow the task's grammar (always parse)
         k: int = 4  # demonstrations per prompt (0 = zero-shot)
         select: str = "random"  # random | balanced (classification) | similar (MiniLM kNN)
         encoder: str = "minilm"  # embedding encoder for select="similar"
@@ -272,12 +272,13 @@ class IclMethod:
             return engine_available() and self.config.model in BUNDLED_LLMS
         return engine == "llama.cpp"
 
-    def _grammars(self, examples: list[Any]) -> list[str | None] | None:
-        """The task's answer grammar per example (engine backend, closed output spaces)."""
-        grammar = getattr(self.task, "answer_grammar", None)
-        if not self.config.constrained or grammar is None:
+    def _answer_spaces(self, examples: list[Any], kind: str) -> list[str | None] | None:
+        """The task's answer space per example, as a GBNF grammar (llama.cpp) or a regex
+        (transformers); None when the task has none or constraining is off."""
+        space = getattr(self.task, kind, None)
+        if not self.config.constrained or space is None:
             return None
-        return [grammar(ex) for ex in examples]
+        return [space(ex) for ex in examples]
 
     def _remote_counter(self) -> Any:
         if self.config.tokenizer is None:
@@ -341,7 +342,7 @@ class IclMethod:
         params = backend.params(max_new)
         cache = self._cache()
         identity = backend.identity()
-        if isinstance(backend, EngineBackend) and self._grammars(examples[:1]):
+        if self.backend_name == "local" and self._answer_spaces(examples[:1], "answer_regex"):
             identity = {**identity, "constrained": True}
         keys = [ResponseCache.key(identity, m, params) for m in messages]
 
@@ -374,9 +375,13 @@ class IclMethod:
 
         budget = Budget(c.max_requests, c.max_seconds)
         todo_messages = [messages[i] for i in todo]
+        todo_examples = [examples[i] for i in todo]
         if isinstance(backend, EngineBackend):
-            grammars = self._grammars([examples[i] for i in todo])
+            grammars = self._answer_spaces(todo_examples, "answer_grammar")
             fresh = backend.complete(todo_messages, max_new, budget, store, grammars)
+        elif isinstance(backend, LocalBackend):
+            regexes = self._answer_spaces(todo_examples, "answer_regex")
+            fresh = backend.complete(todo_messages, max_new, budget, store, regexes)
         else:
             fresh = backend.complete(todo_messages, max_new, budget, on_done=store)
         for i, done in zip(todo, fresh, strict=True):

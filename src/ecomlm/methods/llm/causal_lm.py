@@ -119,11 +119,14 @@ def generate(
     batch_size: int = 8,
     num_beams: int = 1,
     max_prompt_tokens: int | None = None,
+    answer_regexes: Sequence[str | None] | None = None,
 ) -> list[str]:
     """Greedy (or beam) continuation of each prompt, new text only, KV cache on.
 
     Prompts are sorted by length so each batch carries little padding; a row
-    stops at the end-of-turn token (see ``stop_token_ids``).
+    stops at the end-of-turn token (see ``stop_token_ids``). ``answer_regexes``
+    (one per prompt) constrain each answer to its task's closed output space with
+    lm-format-enforcer: every generated answer then parses.
     """
     encoded = [encode(tokenizer, p) for p in prompts]
     if max_prompt_tokens:
@@ -135,6 +138,7 @@ def generate(
     for start in range(0, len(order), batch_size):
         batch = order[start : start + batch_size]
         inputs = left_padded(tokenizer, [encoded[i] for i in batch], device)
+        regexes = [answer_regexes[i] for i in batch] if answer_regexes else None
         out = model.generate(
             **inputs,
             max_new_tokens=max_new_tokens,
@@ -142,12 +146,43 @@ def generate(
             num_beams=num_beams,
             pad_token_id=tokenizer.pad_token_id,
             eos_token_id=stops,
+            prefix_allowed_tokens_fn=constrained_tokens_fn(tokenizer, regexes),
         )
         new_tokens = out[:, inputs["input_ids"].shape[1] :].tolist()
         for i, row in zip(batch, new_tokens, strict=True):
             cut = next((j for j, t in enumerate(row) if t in stops), len(row))
             outputs[i] = tokenizer.decode(row[:cut], skip_special_tokens=True).strip()
     return outputs
+
+
+_ENFORCER_DATA: dict[int, Any] = {}
+
+
+def constrained_tokens_fn(tokenizer: Any, regexes: Sequence[str | None] | None) -> Any:
+    """A ``prefix_allowed_tokens_fn`` holding row i of the batch to ``regexes[i]``
+    (lm-format-enforcer); None when nothing is constrained."""
+    if not regexes or not any(regexes):
+        return None
+    from lmformatenforcer import RegexParser
+    from lmformatenforcer.integrations.transformers import (
+        build_token_enforcer_tokenizer_data,
+        build_transformers_prefix_allowed_tokens_fn,
+    )
+
+    if id(tokenizer) not in _ENFORCER_DATA:  # a vocabulary walk: seconds, once per tokenizer
+        _ENFORCER_DATA[id(tokenizer)] = build_token_enforcer_tokenizer_data(tokenizer)
+    data = _ENFORCER_DATA[id(tokenizer)]
+    rows = [
+        build_transformers_prefix_allowed_tokens_fn(data, RegexParser(r)) if r else None
+        for r in regexes
+    ]
+    everything = list(range(len(tokenizer)))
+
+    def allowed(batch_id: int, input_ids: Any) -> list[int]:
+        row = rows[batch_id]
+        return row(batch_id, input_ids) if row is not None else everything
+
+    return allowed
 
 
 def shared_prefix(sequences: Sequence[list[int]]) -> list[int]:

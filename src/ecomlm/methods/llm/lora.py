@@ -54,7 +54,7 @@ __all__ = [  # re-exported: callers import the recipe's pieces from here
 # checkpoint fingerprint, so e.g. a different work_dir still resumes).
 _NOT_TRAINING = {
     "work_dir", "resume", "checkpoint_every", "esci_inference", "max_new_tokens",
-    "eval_batch_size", "num_beams", "log_every", "adapter_path",
+    "eval_batch_size", "num_beams", "log_every", "adapter_path", "constrained",
 }  # fmt: skip
 
 
@@ -148,6 +148,7 @@ class LoraMethod:
         adapter_path: str | None = None
         # inference
         esci_inference: str = "score"  # "score" | "generate"
+        constrained: bool = True  # generated answers follow the task's answer_regex
         max_new_tokens: int | None = None  # default: the task's max_new_tokens
         num_beams: int = 1
         eval_batch_size: int = 16
@@ -341,9 +342,10 @@ class LoraMethod:
                         pred.scores = p
                         out.append(pred)
                     return out
-                texts = generate(
-                    self.model, tok, prompts, new_tokens, cfg.eval_batch_size, cfg.num_beams
-                )
+                regex = getattr(task, "answer_regex", None)
+                regexes = [regex(ex) for ex in examples] if cfg.constrained and regex else None
+                texts = generate(self.model, tok, prompts, new_tokens, cfg.eval_batch_size,
+                                 cfg.num_beams, answer_regexes=regexes)  # fmt: skip
             return [task.parse(t, ex) for t, ex in zip(texts, examples, strict=True)]
         finally:
             if merged:

@@ -1,0 +1,51 @@
+"""Constrained decoding: a random model (the perfect adversary) still answers in the
+task's closed output space on the in-process transformers path, so every answer parses."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ecomlm.methods.llm.lora import LoraMethod
+from ecomlm.tasks.esci import EsciTask
+from ecomlm.tasks.queryner import NerExample, QueryNerTask
+from tests.test_lora import config, esci_examples
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+NER = [
+    NerExample(["red", "leather", "shoes"], ["B-color", "B-material", "B-core_product_type"], "a"),
+    NerExample(["usb", "c", "cable", "2", "pack"], ["O"] * 5, "b"),
+    NerExample(["phone"], ["B-core_product_type"], "c"),
+]
+
+
+@pytest.mark.parametrize("constrained", [True, False])
+def test_random_model_answers_parse_only_when_constrained(tiny_llama, tmp_path, constrained):
+    cfg = config(tiny_llama, tmp_path, max_steps=0, max_new_tokens=24, constrained=constrained)
+    ner = LoraMethod(QueryNerTask(), cfg).fit([])
+    ner_valid = [p.valid for p in ner.predict(NER)]
+    cfg = config(tiny_llama, tmp_path, max_steps=0, max_new_tokens=6, constrained=constrained,
+                 esci_inference="generate")  # fmt: skip
+    esci = LoraMethod(EsciTask(), cfg).fit([])
+    esci_valid = [p.valid for p in esci.predict(esci_examples(4))]
+    if constrained:
+        assert all(ner_valid) and all(esci_valid)
+    else:  # the same random model, free to write anything, fails to parse
+        assert not all(ner_valid + esci_valid)
+
+
+def test_regex_accepts_the_reference_answers():
+    import re
+
+    task = QueryNerTask()
+    for ex in NER:
+        assert re.fullmatch(task.answer_regex(ex), task.reference(ex)), task.reference(ex)
+    assert re.fullmatch(EsciTask().answer_regex(), "Substitute")
