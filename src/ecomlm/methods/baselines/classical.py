@@ -125,7 +125,8 @@ class ClassicalMethod:
     supported_tasks = ("esci", "queryner", "review_summ", "desc_gen")
 
     def __init__(self, task: Any, config: ClassicalConfig | None = None) -> None:
-        require_task(self.name, task, self.supported_tasks)
+        if task.name not in self.supported_tasks and not task.labels:
+            require_task(self.name, task, self.supported_tasks)  # raises: nothing fits
         self.task = task
         self.config = config or ClassicalConfig()
         self.model: Any = None  # fitted estimator (esci, queryner, review_summ) or None
@@ -142,7 +143,7 @@ class ClassicalMethod:
             raise ValueError("no training examples")
         self.state = {"fitted": True}
         start = time.perf_counter()
-        getattr(self, f"_fit_{self.task.name}")(train, list(dev or []))
+        getattr(self, f"_fit_{self._kind}")(train, list(dev or []))
         self.training_record = training_record(
             None,
             stop_reason=self._solver_stop_reason(),
@@ -172,7 +173,20 @@ class ClassicalMethod:
     def _dev_score(self, dev: list[Any]) -> float:
         return self.task.score(dev, self.predict(dev))[self.task.main_metric]
 
-    def _fit_esci(self, train: list[Any], dev: list[Any]) -> None:
+    @property
+    def _kind(self) -> str:
+        """The floor for this task: its own (queryner, review_summ, desc_gen) or, for any
+        classification task (esci or one added later), TF-IDF + logistic regression."""
+        if self.task.name in ("queryner", "review_summ", "desc_gen"):
+            return self.task.name
+        return "classify"
+
+    def _classify_text(self, ex: Any) -> str:
+        if self.task.name == "esci":  # typed query/product overlap features
+            return _esci_features(ex)
+        return " ".join(_words(self.task.input_text(ex)))
+
+    def _fit_classify(self, train: list[Any], dev: list[Any]) -> None:
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import make_pipeline
@@ -180,8 +194,8 @@ class ClassicalMethod:
         cfg = self.config
         y = [self.task.gold(ex) for ex in train]
         if len(set(y)) < 2:
-            raise ValueError(f"esci training data has a single label {y[0]!r}; need at least 2")
-        X = [_esci_features(ex) for ex in train]
+            raise ValueError(f"training data has a single label {y[0]!r}; need at least 2")
+        X = [self._classify_text(ex) for ex in train]
         grid = [cfg.C * f for f in (0.1, 0.3, 1.0, 3.0, 10.0)] if cfg.tune_c and dev else [cfg.C]
         best = None
         for c in grid:
@@ -254,10 +268,10 @@ class ClassicalMethod:
         if not self.state:
             raise RuntimeError("ClassicalMethod.predict called before fit() or load()")
         check_examples(self.task, examples)
-        return getattr(self, f"_predict_{self.task.name}")(examples)
+        return getattr(self, f"_predict_{self._kind}")(examples)
 
-    def _predict_esci(self, examples: list[Any]) -> list[Prediction]:
-        probs = self.model.predict_proba([_esci_features(ex) for ex in examples])
+    def _predict_classify(self, examples: list[Any]) -> list[Prediction]:
+        probs = self.model.predict_proba([self._classify_text(ex) for ex in examples])
         classes = list(self.model.classes_)
         out = []
         for row in probs:

@@ -55,7 +55,8 @@ class BertMethod:
     supported_tasks = ("esci", "queryner")
 
     def __init__(self, task: Any, config: BertConfig | None = None) -> None:
-        require_task(self.name, task, self.supported_tasks)
+        if task.name not in self.supported_tasks and not task.labels:
+            require_task(self.name, task, self.supported_tasks)  # raises: nothing fits
         self.task = task
         self.config = config or BertConfig()
         self.labels: list[str] = []
@@ -86,7 +87,10 @@ class BertMethod:
                     prev = w
                 feats["labels"] = labels
             return feats, word_ids
-        enc = tok(ex.query, esci_product_text(ex), truncation="longest_first", max_length=n)
+        if self.task.name == "esci":  # a cross-encoder: query and product as a text pair
+            enc = tok(ex.query, esci_product_text(ex), truncation="longest_first", max_length=n)
+        else:  # any other classification task: the task's own input text
+            enc = tok(self.task.input_text(ex), truncation=True, max_length=n)
         feats = dict(enc)
         if with_label:
             feats["labels"] = self.labels.index(self.task.gold(ex))
