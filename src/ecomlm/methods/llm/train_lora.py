@@ -171,10 +171,13 @@ def optimize(
             out_of_time = budget.exhausted(step, 0.0, time.perf_counter() - start)
             if evaluator and (step % every == 0 or out_of_time):
                 seen = counters.examples * plan.world
-                if stopper.update(evaluator[1](), step=step, epoch=step / per_epoch,
-                                  examples_seen=seen):  # fmt: skip
+                score = evaluator[1]()
+                if stopper.update(score, step=step, epoch=step / per_epoch, examples_seen=seen):
                     best = {n: p.detach().clone() for n, p in model.named_parameters()
                             if p.requires_grad}  # fmt: skip
+                if accelerator.is_main_process:
+                    print(f"[lora] step {step}: dev {evaluator[0]} {score:.4f} "
+                          f"(best {stopper.best_score:.4f})", flush=True)  # fmt: skip
                 model.train()
             if ckpt is not None and cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
                 accelerator.wait_for_everyone()
