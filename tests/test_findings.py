@@ -51,6 +51,10 @@ def test_untrained_arms_can_carry_claims():
 
 def test_suspect_runs_are_flagged():
     assert verdicts.suspect_reasons(run("lora", 0.45)) == ["below the majority baseline (0.500)"]
+    # exactly the prior: it learned the label frequencies, nothing else
+    assert verdicts.suspect_reasons(run("bert", 0.5)) == [
+        "no better than the majority baseline (0.500)"
+    ]
     assert verdicts.suspect_reasons(run("icl", 0.6, invalid=0.2)) == ["20% invalid answers"]
     assert verdicts.suspect_reasons(run("icl", 0.6, invalid=0.1)) == []  # 10% is the limit
     allowed, text = verdicts.verdict(run("lora", 0.8), run("icl", 0.45), CMP_CLEAR)

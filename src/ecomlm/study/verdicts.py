@@ -57,8 +57,10 @@ def suspect_reasons(run: Any) -> list[str]:
     if not math.isnan(rate) and rate > MAX_INVALID:
         reasons.append(f"{rate:.0%} invalid answers")
     prior = (run.baseline or {}).get(run.main_metric)
-    if prior is not None and not math.isnan(run.main) and run.main < prior:
-        reasons.append(f"below the majority baseline ({prior:.3f})")
+    if prior is not None and not math.isnan(run.main) and run.main <= prior + 1e-9:
+        # at the prior, a classifier has learned nothing beyond the label frequencies
+        where = "below" if run.main < prior - 1e-9 else "no better than"
+        reasons.append(f"{where} the majority baseline ({prior:.3f})")
     return reasons
 
 
