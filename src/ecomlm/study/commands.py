@@ -92,20 +92,17 @@ def report(
     from ecomlm.study.store import CONFIG_FILE
 
     study = read_yaml(runs_dir / CONFIG_FILE) if (runs_dir / CONFIG_FILE).exists() else {}
-    path = write_report(
-        runs_dir,
-        out,
-        n_boot=n_boot if n_boot is not None else study.get("bootstrap", 1000),
-        seed=seed if seed is not None else study.get("bootstrap_seed", 0),
-        budget_s=study.get("bootstrap_budget_s", 5.0),
-    )
+    n_boot = n_boot if n_boot is not None else study.get("bootstrap", 1000)
+    seed = seed if seed is not None else study.get("bootstrap_seed", 0)
+    budget_s = study.get("bootstrap_budget_s", 5.0)
+    path = write_report(runs_dir, out, n_boot=n_boot, seed=seed, budget_s=budget_s)
     typer.echo(f"report: {path} and {path.with_suffix('.html')}")
     if json_out is not None:
         from ecomlm.io import write_json
         from ecomlm.study.report import load_runs, run_summaries
 
-        runs = load_runs(runs_dir, n_boot=study.get("bootstrap", 1000),
-                         seed=study.get("bootstrap_seed", 0))  # fmt: skip
+        # the same resamples as the report: the cached statistics are reused
+        runs = load_runs(runs_dir, n_boot=n_boot, seed=seed, budget_s=budget_s)
         write_json(json_out, {"study": runs_dir.name, "runs": run_summaries(runs)})
         typer.echo(f"runs: {json_out}")
 
