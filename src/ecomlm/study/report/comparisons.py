@@ -1,0 +1,221 @@
+"""Paired comparisons and the guarded findings built on them (see ``verdicts``)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ecomlm.study import verdicts
+from ecomlm.study.report.blocks import Block, Table, _fmt, _fmt_ci, _fmt_p, _p_text
+from ecomlm.study.report.loading import (
+    ALPHA,
+    LORA_FAMILIES,
+    PLM_FAMILIES,
+    Run,
+    _best,
+    _label_order,
+    _size_key,
+    _size_str,
+    headline_runs,
+)
+
+
+def compare(a: Run, b: Run) -> dict[str, float] | None:
+    """Paired bootstrap comparison of two runs from their cached samples (None if unpaired)."""
+    import numpy as np
+
+    from ecomlm.study.stats import compare_samples
+
+    sa, sb = a.stats or {}, b.stats or {}
+    same = (
+        sa.get("examples_digest")
+        and sa.get("examples_digest") == sb.get("examples_digest")
+        and (sa.get("n_boot"), sa.get("seed")) == (sb.get("n_boot"), sb.get("seed"))
+        and sa.get("main_samples")
+        and sb.get("main_samples")
+    )
+    if not same:
+        return None
+    return compare_samples(
+        a.main, b.main, np.asarray(sa["main_samples"]), np.asarray(sb["main_samples"])
+    )
+
+
+def key_comparisons(runs: list[Run], tasks: list[str]) -> list[dict[str, Any]]:
+    """Per task: best LoRA vs best PLM vs best ICL, and the winner vs the runner-up."""
+    head = headline_runs(runs)
+    out = []
+    for task in tasks:
+        rs = [r for (t, _), r in head.items() if t == task]
+        groups = {
+            "LoRA": _best([r for r in rs if r.family in LORA_FAMILIES]),
+            "PLM": _best([r for r in rs if r.family in PLM_FAMILIES]),
+            "ICL": _best([r for r in rs if r.family == "icl"]),
+        }
+        pairs = [("LoRA", "PLM"), ("LoRA", "ICL"), ("PLM", "ICL")]
+        for ga, gb in pairs:
+            a, b = groups[ga], groups[gb]
+            if a and b:
+                out.append(
+                    {"task": task, "kind": f"{ga} vs {gb}", "a": a, "b": b, "cmp": compare(a, b)}
+                )
+        ranked = sorted((r for r in rs if not math.isnan(r.main)), key=lambda r: -r.main)
+        if len(ranked) >= 2:
+            a, b = ranked[0], ranked[1]
+            out.append(
+                {"task": task, "kind": "winner vs runner-up", "a": a, "b": b, "cmp": compare(a, b)}
+            )
+    return out
+
+
+def _comparison_section(comps: list[dict[str, Any]], n_boot: int) -> list[Block]:
+    if not comps:
+        return []
+    table = Table(["task", "comparison", "A", "B", "A − B", "95% CI", "p", "significant"], [])
+    for c in comps:
+        cmp = c["cmp"]
+        a, b = c["a"], c["b"]
+        if cmp is None:
+            table.rows.append(
+                [
+                    c["task"],
+                    c["kind"],
+                    a.label,
+                    b.label,
+                    _fmt(a.main - b.main),
+                    "not paired",
+                    "–",
+                    "–",
+                ]
+            )
+            continue
+        sig = "yes" if cmp["p"] < ALPHA else "no"
+        table.rows.append(
+            [
+                c["task"],
+                c["kind"],
+                f"{a.label} ({_fmt(a.main)})",
+                f"{b.label} ({_fmt(b.main)})",
+                f"{cmp['delta']:+.3f}",
+                f"[{cmp['lo']:+.3f}, {cmp['hi']:+.3f}]",
+                _fmt_p(cmp["p"], cmp["n_boot"]),
+                sig,
+            ]
+        )
+    return [
+        ("h2", "Key comparisons (paired bootstrap)"),
+        (
+            "p",
+            f"Difference in the main metric between the best run of each group (LoRA = single- "
+            f"or mixed-task LoRA; PLM = fine-tuned BERT-style / seq2seq; ICL = in-context "
+            f"learning), with its 95% CI and two-sided paired-bootstrap p-value over "
+            f"{n_boot} resamples of the same evaluated examples. Significant = p < {ALPHA}. "
+            "'not paired' = the runs were evaluated on different examples.",
+        ),
+        ("table", table),
+    ]
+
+
+def _findings(
+    runs: list[Run], tasks: list[str], comps: list[dict[str, Any]], n_boot: int
+) -> list[Block]:
+    """Guarded findings: a claim only where both runs finished honestly, neither is
+    suspect and the paired CI excludes 0 (``verdicts``); else "inconclusive" + the fix."""
+    head = headline_runs(runs)
+    items = []
+    if verdicts.pipeline_check(runs):
+        items.append(
+            "**Pipeline check, no finding drawn**: no trained run converged (each stopped "
+            "on its budget while still improving), so any ranking below could be overturned "
+            "by a longer run. Raise the budgets (epochs / max_steps / max_seconds) to get "
+            "findings."
+        )
+    for task in tasks:
+        rs = [r for (t, _), r in head.items() if t == task]
+        ranked = sorted((r for r in rs if not math.isnan(r.main)), key=lambda r: -r.main)
+        if not ranked:
+            continue
+        text = f"**{task}** ({ranked[0].main_metric}): "
+        claims = [c for c in comps if c["task"] == task]
+        text += " ".join(verdicts.verdict(c["a"], c["b"], c["cmp"])[1] for c in claims)
+        if not claims:
+            text += f"only {ranked[0].label} finished; nothing to compare."
+        text += _variant_findings(runs, head, task)
+        items.append(text)
+    failed = [r for r in runs if r.status in ("failed", "skipped")]
+    if failed:
+        items.append(f"{len(failed)} run(s) failed or were skipped; see 'Failed runs'.")
+    intro = (
+        "A finding says 'A beats B' only when both runs converged (or train nothing: ICL, "
+        "zero-shot, merges), neither is suspect, and the paired-bootstrap 95% CI of the "
+        "difference excludes 0; otherwise it says 'inconclusive' and why."
+    )
+    return [("h2", "Findings"), ("p", intro), ("ul", items)] if items else []
+
+
+def _variant_findings(runs: list[Run], head: dict[tuple[str, str], Run], task: str) -> str:
+    """Mixed-task and merged adapters vs the single-task adapter of the same size and seed."""
+    text = ""
+    for other in (r for (t, _), r in head.items() if t == task):
+        if other.family not in ("lora-mixed", "merge"):
+            continue
+        singles = [
+            r
+            for r in runs
+            if r.done
+            and r.family == "lora"
+            and r.task == task
+            and (r.train_size, r.seed) == (other.train_size, other.seed)
+        ]
+        single = _best(singles)
+        if single is None:
+            continue
+        cmp = compare(other, single)
+        rel = (
+            "matches"
+            if other.main == single.main
+            else ("is better than" if other.main > single.main else "is worse than")
+        )
+        sig = f", {_p_text(cmp['p'], cmp['n_boot'])}" if cmp else ""
+        delta = other.main - single.main
+        blockers = verdicts.claim_blockers(other, single, cmp)
+        guard = f" — inconclusive: {'; '.join(blockers)}" if blockers else ""
+        text += (
+            f" {other.label} {rel} single-task {single.label} at n={_size_str(single.train_size)}"
+            f" ({delta:+.3f}{sig}){guard}."
+        )
+    return text
+
+
+def _lora_variants_section(runs: list[Run], tasks: list[str]) -> list[Block]:
+    if not any(r.family in ("lora-mixed", "merge") for r in runs):
+        return []
+    done = [r for r in runs if r.done and r.family in ("lora", "lora-mixed", "merge")]
+    labels = _label_order(done)
+    sizes = sorted({r.train_size for r in done}, key=_size_key)
+    table = Table(["task", "n"] + labels, [])
+    for task in tasks:
+        for size in sizes:
+            cells = {}
+            for r in done:
+                if r.task == task and r.train_size == size:
+                    cells.setdefault(r.label, r)
+            if not cells:
+                continue
+            row = [task, _size_str(size)] + [
+                _fmt_ci(cells[lb]) if lb in cells else "" for lb in labels
+            ]
+            best = _best(list(cells.values()))
+            for lb, r in cells.items():
+                if best and r.main == best.main:
+                    table.bold.add((len(table.rows), 2 + labels.index(lb)))
+            table.rows.append(row)
+    merge_note = (
+        "Merged adapters are built from the single-task adapters of the same train size "
+        "and seed (see the study config for the combination method)."
+    )
+    return [
+        ("h2", "Single-task vs mixed-task vs merged LoRA"),
+        ("p", "Main metric [95% CI] per task and train size. " + merge_note),
+        ("table", table),
+    ]

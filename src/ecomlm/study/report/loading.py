@@ -1,0 +1,268 @@
+"""Loading a study folder into ``Run`` records (plan, results store, run files),
+headline selection and the flat per-run summaries of ``ecomlm report --json``."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ecomlm.io import read_json, read_jsonl, read_yaml
+from ecomlm.methods.convergence import TRAINING_FILE
+from ecomlm.study import verdicts
+from ecomlm.study.store import PLAN_FILE, RESULTS_FILE, run_finished
+
+PLM_FAMILIES = ("bert", "seq2seq")
+
+
+LORA_FAMILIES = ("lora", "lora-mixed")
+
+
+FAMILY_ORDER = ("classical", "bert", "seq2seq", "icl", "lora", "lora-mixed", "merge")
+
+
+ALPHA = 0.05
+
+
+@dataclass
+class Run:
+    id: str
+    dir: Path
+    label: str
+    family: str
+    task: str
+    train_size: Any
+    seed: int
+    k: int | None = None
+    role: str = "train"
+    status: str = "todo"
+    metrics: dict[str, Any] = field(default_factory=dict)
+    cost: dict[str, Any] = field(default_factory=dict)
+    stats: dict[str, Any] | None = None
+    error: str | None = None
+    main_metric: str = ""
+    seconds: float = math.nan  # wall time of the run (from the results store)
+    cpu_seconds: float = math.nan  # CPU time of the run, all threads
+    training: dict[str, Any] = field(default_factory=dict)  # training.json
+    baseline: dict[str, float] | None = None  # majority-label metrics (classification)
+    confusion: dict[str, Any] | None = None  # labels + matrix (classification)
+    method: str = ""
+
+    @property
+    def done(self) -> bool:
+        return self.status == "done" and bool(self.metrics)
+
+    @property
+    def main(self) -> float:
+        return float(self.metrics.get(self.main_metric, math.nan))
+
+    def ci(self, metric: str | None = None) -> tuple[float, float]:
+        m = (self.stats or {}).get("metrics", {}).get(metric or self.main_metric) or {}
+        return float(m.get("lo", math.nan)), float(m.get("hi", math.nan))
+
+    @property
+    def train_examples(self) -> float:
+        if isinstance(self.train_size, int):
+            return float(self.train_size)
+        return float(self.cost.get("train_examples") or math.nan)
+
+
+def _main_metric(task: str, options: dict) -> str:
+    from ecomlm.tasks import get_task
+
+    return get_task(task, **(options or {})).main_metric
+
+
+def _unplanned(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """Plan-like metadata for a run folder made outside a study (e.g. ``ecomlm train``)."""
+    import re
+
+    method, config = spec["method"], spec.get("method_config") or {}
+    # a study run id: <task>-<label>-n<size>-s<seed>-<hash8>; else label by method
+    m = re.fullmatch(
+        rf"{re.escape(spec['task'])}-(.+)-(?:n\d+|nall|f[\d.e-]+)-s\d+-[0-9a-f]{{8}}", name
+    )
+    family = method
+    if method == "lora" and (config.get("mix_tasks") or config.get("adapter_path")):
+        family = "lora-mixed"
+    return {
+        "id": name,
+        "label": m.group(1) if m else method,
+        "family": family,
+        "task": spec["task"],
+        "train_size": spec.get("train_size"),
+        "seed": spec.get("seed", 0),
+        "k": config.get("k") if method == "icl" else None,
+        "spec": spec,
+    }
+
+
+def load_runs(
+    study_dir: str | Path, n_boot: int = 1000, seed: int = 0, budget_s: float = 5.0
+) -> list[Run]:
+    """Every run of a study folder (plan + results store), or of any folder of run folders."""
+    from ecomlm.study.stats import run_stats
+
+    study = Path(study_dir)
+    if not study.is_dir():
+        raise FileNotFoundError(f"{study}: no such study folder (or folder of run folders)")
+    rows = (
+        {r["id"]: r for r in read_jsonl(study / RESULTS_FILE)}
+        if (study / RESULTS_FILE).exists()
+        else {}
+    )
+    if (study / PLAN_FILE).exists():
+        planned = read_json(study / PLAN_FILE)["runs"]
+    else:  # a plain folder of run folders (e.g. from `ecomlm train`)
+        planned = []
+        for cfg_path in sorted(study.glob("*/config.yaml")):
+            planned.append(_unplanned(cfg_path.parent.name, read_yaml(cfg_path)))
+    runs = []
+    metric_of: dict[tuple, str] = {}
+    for p in planned:
+        run_dir = study / p["id"]
+        row = rows.get(p["id"], {})
+        options = p["spec"].get("task_options") or {}
+        key = (p["task"], tuple(sorted(options.items())))
+        if key not in metric_of:
+            metric_of[key] = _main_metric(p["task"], options)
+        metrics_path = run_dir / "metrics.json"
+        finished = run_finished(run_dir)
+        status = row.get("status") or ("done" if finished else "todo")
+        if status == "done" and not finished:
+            status = "todo"
+        run = Run(
+            id=p["id"],
+            dir=run_dir,
+            label=p["label"],
+            family=p["family"],
+            task=p["task"],
+            train_size=p.get("train_size"),
+            seed=p.get("seed", 0),
+            k=p.get("k"),
+            role=p.get("role", "train"),
+            method=p["spec"].get("method", ""),
+            status=status,
+            error=row.get("error") or _unfinished_reason(metrics_path, finished),
+            main_metric=metric_of[key],
+            seconds=float(row.get("seconds") or math.nan),
+            cpu_seconds=float(row.get("cpu_seconds") or math.nan),
+        )
+        if run.status == "done":
+            run.metrics = read_json(metrics_path)
+            cost_path = run_dir / "cost.json"
+            run.cost = read_json(cost_path) if cost_path.exists() else {}
+            training_path = run_dir / TRAINING_FILE
+            run.training = read_json(training_path) if training_path.exists() else {}
+            _classification_extras(run, p["spec"])
+            if n_boot and (run_dir / "predictions.jsonl").exists():
+                try:
+                    run.stats = run_stats(run_dir, n_boot=n_boot, seed=seed, budget_s=budget_s)
+                except Exception as e:  # a broken predictions file must not kill the report
+                    run.error = f"statistics failed: {e}"
+        runs.append(run)
+    return runs
+
+
+def _unfinished_reason(metrics_path: Path, finished: bool) -> str | None:
+    if finished or not metrics_path.exists():
+        return None
+    return f"{metrics_path}: not a complete metrics record (truncated?); the run is redone"
+
+
+def _classification_extras(run: Run, spec: dict[str, Any]) -> None:
+    """Majority baseline and confusion matrix of a classification run's predictions."""
+    from sklearn.metrics import confusion_matrix
+
+    from ecomlm.tasks import get_task
+
+    task = get_task(run.task, **(spec.get("task_options") or {}))
+    path = run.dir / "predictions.jsonl"
+    if not task.labels or not path.exists():
+        return
+    rows = list(read_jsonl(path))
+    run.baseline = verdicts.majority_baseline(task, rows)
+    labels = list(task.labels) + ["(invalid)"]
+    gold = [r["gold"] for r in rows if r.get("gold") is not None]
+    pred = [
+        r["value"] if r.get("valid") and r.get("value") in task.labels else "(invalid)"
+        for r in rows
+        if r.get("gold") is not None
+    ]
+    if gold:
+        matrix = confusion_matrix(gold, pred, labels=labels)
+        run.confusion = {"labels": labels, "matrix": matrix.tolist()}
+
+
+def _size_key(size: Any) -> float:
+    return math.inf if size is None else float(size)
+
+
+def _size_str(size: Any) -> str:
+    return "all" if size is None else (f"{size:g}" if isinstance(size, float) else str(size))
+
+
+def _label_order(runs: list[Run]) -> list[str]:
+    first: dict[str, tuple] = {}
+    for i, r in enumerate(runs):
+        fam = FAMILY_ORDER.index(r.family) if r.family in FAMILY_ORDER else len(FAMILY_ORDER)
+        first.setdefault(r.label, (fam, i))
+    return sorted(first, key=first.get)
+
+
+def _task_order(runs: list[Run]) -> list[str]:
+    return list(dict.fromkeys(r.task for r in runs))
+
+
+def headline_runs(runs: list[Run]) -> dict[tuple[str, str], Run]:
+    """(task, label) -> the finished run at that label's largest train size (lowest seed)."""
+    best: dict[tuple[str, str], Run] = {}
+    for r in runs:
+        if not r.done:
+            continue
+        key = (r.task, r.label)
+        cur = best.get(key)
+        if cur is None or (_size_key(r.train_size), -r.seed) > (
+            _size_key(cur.train_size),
+            -cur.seed,
+        ):
+            best[key] = r
+    return best
+
+
+def _best(cands: list[Run]) -> Run | None:
+    cands = [r for r in cands if not math.isnan(r.main)]
+    return max(cands, key=lambda r: r.main) if cands else None
+
+
+def run_summaries(runs: list[Run]) -> list[dict[str, Any]]:
+    """One flat record per run (``benchmarks/results/real_study.json``): what was run,
+    its test score with CI, and whether the number can be trusted."""
+    out = []
+    for r in runs:
+        lo, hi = r.ci() if r.done else (math.nan, math.nan)
+        out.append(
+            {
+                "id": r.id, "task": r.task, "label": r.label, "method": r.method,
+                "family": r.family, "train_size": r.train_size, "seed": r.seed, "k": r.k,
+                "status": r.status, "metric": r.main_metric,
+                "score": _num(r.main) if r.done else None,
+                "ci_low": _num(lo), "ci_high": _num(hi),
+                "stop_reason": verdicts.stop_reason(r) if r.done else r.status,
+                "invalid_rate": _num(verdicts.invalid_rate(r)) if r.done else None,
+                "train_seconds": _num(r.cost.get("train_seconds", math.nan)),
+                "examples_seen": r.training.get("examples_seen"),
+                "steps": r.training.get("steps"), "epochs": r.training.get("epochs"),
+                "lr": r.training.get("lr"), "trials": r.training.get("trials", 1),
+                "best_dev_score": r.training.get("best_dev_score"),
+                "majority_baseline": _num((r.baseline or {}).get(r.main_metric, math.nan)),
+                "suspect": verdicts.suspect_reasons(r) if r.done else [],
+                "metrics": {k: _num(v) for k, v in r.metrics.items() if isinstance(v, float)},
+            }
+        )  # fmt: skip
+    return out
+
+
+def _num(x: Any) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else round(float(x), 5)

@@ -1,0 +1,181 @@
+"""The report's tables: main results, confusion matrices, adapters, cost, failures, runs."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from ecomlm.study import verdicts
+from ecomlm.study.report.blocks import Block, Figure, Table, _fmt, _fmt_ci
+from ecomlm.study.report.loading import LORA_FAMILIES, Run, _best, _size_str, headline_runs
+
+
+def _main_table(runs: list[Run], tasks: list[str], labels: list[str]) -> list[Block]:
+    head = headline_runs(runs)
+    metrics = {t: next((r.main_metric for r in runs if r.task == t), "") for t in tasks}
+    table = Table(["method"] + [f"{t} ({metrics[t]})" for t in tasks], [])
+    for label in labels:
+        row = [label]
+        for task in tasks:
+            r = head.get((task, label))
+            row.append(_score_cell(r) if r else "")
+        table.rows.append(row)
+    for j, task in enumerate(tasks):
+        # only a run that may carry a claim (finished training, not suspect) is bolded
+        eligible = [head[(task, lbl)] for lbl in labels if (task, lbl) in head]
+        best = _best([r for r in eligible if not verdicts.run_blockers(r)])
+        for i, label in enumerate(labels):  # ties are all bold
+            r = head.get((task, label))
+            if best and r and r.main == best.main:
+                table.bold.add((i, j + 1))
+    return [
+        ("h2", "Main results"),
+        (
+            "p",
+            "Main metric on the evaluation split with its 95% bootstrap CI (resampling "
+            "evaluated examples), for each method at its largest train size (n), with the "
+            "run's stop reason (converged / budget / diverged / not_trained) and its invalid-"
+            "answer rate; best per task in bold among the runs that may carry a claim "
+            "(converged or untrained, not suspect). **SUSPECT** marks a run below the majority "
+            "baseline or with over 10% invalid answers; a `budget` run was still improving, "
+            "so its score is a lower bound.",
+        ),
+        ("table", table),
+    ]
+
+
+def _score_cell(r: Run) -> str:
+    text = f"{_fmt_ci(r)} (n={_size_str(r.train_size)}; {verdicts.stop_reason(r)}; "
+    text += f"invalid {_fmt(verdicts.invalid_rate(r), 2)})"
+    suspect = verdicts.suspect_reasons(r)
+    return text + (f" **SUSPECT**: {'; '.join(suspect)}" if suspect else "")
+
+
+def _adapter_section(runs: list[Run], out_dir: Path) -> list[Block]:
+    head = headline_runs(runs)
+    adapters = [
+        r
+        for r in head.values()
+        if r.family in LORA_FAMILIES and r.role == "train" and (r.dir / "model").exists()
+    ]
+    if len(adapters) < 2:
+        return []
+    blocks: list[Block] = [("h2", "Adapter similarity")]
+    try:
+        from ecomlm.analysis.adapters import analyze_adapters
+    except ImportError as e:
+        return blocks + [("p", f"Skipped: the adapter analysis is unavailable ({e}).")]
+    try:
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="ecomlm-adapters-") as tmp:
+            links = []  # short names: the analysis labels adapters by their folder's name
+            for r in adapters:
+                link = Path(tmp) / f"{r.label}-{r.task}"
+                link.symlink_to(r.dir.resolve(), target_is_directory=True)
+                links.append(link)
+            files = analyze_adapters(links, out_dir / "adapters")
+        png = Path(files["heatmap"]).read_bytes()
+    except Exception as e:
+        return blocks + [("p", f"Skipped: adapter analysis failed ({type(e).__name__}: {e}).")]
+    names = ", ".join(f"{r.label} on {r.task}" for r in adapters)
+    return blocks + [
+        (
+            "p",
+            "Cosine similarity and subspace overlap of the LoRA weight updates dW = B·A "
+            f"(alpha/r) between adapters ({names}); CSVs in `adapters/`.",
+        ),
+        ("fig", Figure("adapter_similarity", png, "LoRA adapter similarity.")),
+    ]
+
+
+def _cost_section(runs: list[Run], tasks: list[str], labels: list[str]) -> list[Block]:
+    head = headline_runs(runs)
+    table = Table(
+        ["method", "task", "n", "stop", "steps", "examples seen", "lr", "trials", "train s",
+         "predict ex/s", "peak MB", "wall s", "CPU s"], []
+    )  # fmt: skip
+    for label in labels:
+        for task in tasks:
+            r = head.get((task, label))
+            if not r:
+                continue
+            c = r.cost
+            table.rows.append(
+                [
+                    label,
+                    task,
+                    _size_str(r.train_size),
+                    verdicts.stop_reason(r),
+                    str(r.training.get("steps", "")),
+                    str(r.training.get("examples_seen", c.get("examples_seen", ""))),
+                    str(r.training.get("lr") or ""),
+                    str(r.training.get("trials", 1)),
+                    _fmt(c.get("train_seconds", math.nan), 1),
+                    _fmt(c.get("predict_examples_per_second", math.nan), 1),
+                    _fmt(c.get("peak_memory_mb", math.nan), 0),
+                    _fmt(r.seconds, 1),
+                    _fmt(r.cpu_seconds, 1),
+                ]
+            )
+    return [
+        ("h2", "Cost"),
+        (
+            "p",
+            "Training seconds, prediction throughput and peak resident memory from each run's "
+            "cost.json (at the headline train size). Peak memory is the process's peak: with "
+            "the default in-process runner it includes earlier runs, so it is an upper bound; "
+            "`ecomlm study --isolate` measures each run in its own process. Wall and CPU "
+            "seconds cover the whole run (load, fit, predict, score). Mixed-task LoRA "
+            "rows for tasks other than the first load the adapter trained in the first task's "
+            "run, whose train time is the one to count.",
+        ),
+        ("table", table),
+    ]
+
+
+def _confusion_section(runs: list[Run]) -> list[Block]:
+    blocks: list[Block] = []
+    for (task, label), r in sorted(headline_runs(runs).items()):
+        if not r.confusion:
+            continue
+        labels = r.confusion["labels"]
+        table = Table(["gold \\ predicted", *labels], [])
+        for name, row in zip(labels, r.confusion["matrix"], strict=True):
+            if name != "(invalid)":
+                table.rows.append([name, *map(str, row)])
+        blocks += [("h3", f"{task} — {label}"), ("table", table)]
+    if not blocks:
+        return []
+    return [("h2", "Confusion matrices (classification tasks)")] + blocks
+
+
+def _failed_section(runs: list[Run]) -> list[Block]:
+    bad = [r for r in runs if r.status in ("failed", "skipped", "todo")]
+    if not bad:
+        return []
+    table = Table(["run", "status", "error (last line)"], [])
+    for r in bad:
+        last = (r.error or "").strip().splitlines()[-1:] or [""]
+        table.rows.append([r.id, r.status, last[0][:200]])
+    return [("h2", "Failed, skipped or unfinished runs"), ("table", table)]
+
+
+def _all_runs_section(runs: list[Run]) -> list[Block]:
+    table = Table(
+        ["run", "method", "task", "n", "seed", "main metric [95% CI]", "invalid rate", "status"], []
+    )
+    for r in runs:
+        table.rows.append(
+            [
+                r.id,
+                r.label,
+                r.task,
+                _size_str(r.train_size),
+                str(r.seed),
+                f"{r.main_metric} {_fmt_ci(r)}" if r.done else "",
+                _fmt(r.metrics.get("invalid_rate", math.nan)) if r.done else "",
+                r.status,
+            ]
+        )
+    return [("h2", "All runs"), ("table", table)]
