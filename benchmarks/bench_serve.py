@@ -111,6 +111,32 @@ def make_lora_run(base: str, out: Path, task: str = "esci", r: int = 16) -> Path
     return out
 
 
+BAD_INPUTS = (  # content errors the server must answer with a 422, never a 5xx
+    {"query": "", "product_title": "shoes"},
+    {"query": "   ", "product_title": "shoes"},
+    {"query": "red\ud800", "product_title": "shoes"},
+    {"query": "red\x00shoes", "product_title": "shoes"},
+    {"product_title": "no query"},
+)
+
+
+def mixed_bodies(model: str, n: int, bad: float, heavy: float, max_tokens: int) -> list[tuple]:
+    """``n`` requests: light ESCI predictions, with every ``1/bad``-th a content error and
+    every ``1/heavy``-th a long chat prompt asking for many tokens (kind is the 3rd item)."""
+    out = []
+    for i, (path, body) in enumerate(request_bodies("predict", model, n, max_tokens)):
+        if bad and i % round(1 / bad) == 1:
+            out.append((path, {"model": model, "input": BAD_INPUTS[i % len(BAD_INPUTS)]}, "bad"))
+        elif heavy and i % round(1 / heavy) == 2:
+            words = " ".join(f"red leather shoes size {k}" for k in range(150))
+            chat = {"model": model, "messages": [{"role": "user", "content": words}],
+                    "max_tokens": 64}  # fmt: skip
+            out.append(("/v1/chat/completions", chat, "heavy"))
+        else:
+            out.append((path, body, "light"))
+    return out
+
+
 def request_bodies(endpoint: str, model: str, n: int, max_tokens: int) -> list[tuple[str, dict]]:
     bodies = []
     for i in range(n):
@@ -201,6 +227,8 @@ def server_side(log_path: Path, path_prefix: str = "/v1/") -> dict:
 async def load(url: str, bodies: list, concurrency: int, cap_s: float, timeout_s: float) -> dict:
     """Send every body once (``concurrency`` in flight); results within ``cap_s`` seconds."""
     latencies: list[float] = []
+    by_kind: dict[str, list[float]] = {}
+    kind_status: dict[str, dict[str, int]] = {}
     statuses: dict[str, int] = {}
     errors: list[str] = []
     semaphore = asyncio.Semaphore(concurrency)
@@ -208,19 +236,23 @@ async def load(url: str, bodies: list, concurrency: int, cap_s: float, timeout_s
 
     async with httpx.AsyncClient(base_url=url, timeout=timeout_s, limits=limits) as client:
 
-        async def one(path: str, body: dict) -> None:
+        async def one(path: str, body: dict, kind: str = "light") -> None:
             async with semaphore:
                 start = time.perf_counter()
-                try:
-                    r = await client.post(path, json=body)
+                try:  # json.dumps escapes lone surrogates as a client's encoder would
+                    r = await client.post(path, content=json.dumps(body),
+                                          headers={"Content-Type": "application/json"})  # fmt: skip
                 except httpx.HTTPError as e:
                     errors.append(f"{type(e).__name__}: {e}")
                     return
                 latencies.append(time.perf_counter() - start)
+                by_kind.setdefault(kind, []).append(time.perf_counter() - start)
+                counts = kind_status.setdefault(kind, {})
+                counts[str(r.status_code)] = counts.get(str(r.status_code), 0) + 1
                 statuses[str(r.status_code)] = statuses.get(str(r.status_code), 0) + 1
 
         start = time.perf_counter()
-        tasks = [asyncio.create_task(one(p, b)) for p, b in bodies]
+        tasks = [asyncio.create_task(one(*item)) for item in bodies]
         done, pending = await asyncio.wait(tasks, timeout=cap_s)
         for t in pending:
             t.cancel()
@@ -251,7 +283,17 @@ async def load(url: str, bodies: list, concurrency: int, cap_s: float, timeout_s
             "max": round(lat[-1] * 1000, 1) if lat else float("nan"),
         },
         "server_batching": health.get("batching", {}),
+        "by_kind": {
+            kind: {"requests": len(v), "status_counts": kind_status[kind],
+                   "p50_ms": _pct(v, 0.50), "p99_ms": _pct(v, 0.99)}
+            for kind, v in by_kind.items()
+        },  # fmt: skip
     }
+
+
+def _pct(values: list[float], q: float) -> float:
+    lat = sorted(values)
+    return round(lat[min(len(lat) - 1, int(q * len(lat)))] * 1000, 1) if lat else float("nan")
 
 
 def main() -> int:
@@ -272,6 +314,8 @@ def main() -> int:
     p.add_argument("--timeout-s", type=float, default=300.0, help="server per-request timeout")
     p.add_argument("--startup-timeout-s", type=float, default=900.0)
     p.add_argument("--modes", default="batched,one_by_one")
+    p.add_argument("--bad", type=float, default=0.0, help="share of content-error requests")
+    p.add_argument("--heavy", type=float, default=0.0, help="share of long chat requests")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "serve.json"))
     p.add_argument(
         "--name", default=None, help="scenario key in --out (default: <base>_<endpoint>)"
@@ -289,7 +333,10 @@ def main() -> int:
         base = make_tiny_base(work / "tiny_base") if args.base == "tiny" else args.base
         run = make_lora_run(base, work / f"{args.base}_lora")
     model_name = run.name
-    bodies = request_bodies(args.endpoint, model_name, args.requests, args.max_tokens)
+    if args.bad or args.heavy:
+        bodies = mixed_bodies(model_name, args.requests, args.bad, args.heavy, args.max_tokens)
+    else:
+        bodies = request_bodies(args.endpoint, model_name, args.requests, args.max_tokens)
     warmup = request_bodies(args.endpoint, model_name, 2, args.max_tokens)
     results: dict[str, dict] = {}
     for mode in args.modes.split(","):
@@ -328,6 +375,7 @@ def main() -> int:
         "command": shlex.join([Path(sys.executable).name, *sys.argv]),
         "model": str(run) if args.run else f"{args.base} + LoRA r=16 all-linear (PEFT init)",
         "endpoint": args.endpoint,
+        "mix": {"bad": args.bad, "heavy": args.heavy} if args.bad or args.heavy else None,
         "requests": args.requests,
         "concurrency": args.concurrency,
         "max_tokens": args.max_tokens if args.endpoint == "chat" else None,
