@@ -4,20 +4,13 @@ task's closed output space on the in-process transformers path, so every answer 
 from __future__ import annotations
 
 import pytest
-import torch
 
 from ecomlm.methods.llm.lora import LoraMethod
 from ecomlm.tasks.esci import EsciTask
 from ecomlm.tasks.queryner import NerExample, QueryNerTask
 from tests.test_lora import config, esci_examples
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 NER = [

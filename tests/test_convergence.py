@@ -17,13 +17,7 @@ from ecomlm.runs import RunSpec, execute_run
 from ecomlm.tasks.esci import EsciTask
 from tests.test_lora import config, esci_examples
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_early_stopping_decides_converged_only_after_patience():

@@ -17,13 +17,7 @@ from ecomlm.tasks.queryner import NerExample, QueryNerTask
 LABELS = ("Exact", "Substitute", "Complement", "Irrelevant")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny matrices: one thread avoids OpenMP spin contention on a busy shared CPU (8x faster)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def esci_examples(n: int = 16) -> list[EsciExample]:
