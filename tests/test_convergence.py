@@ -144,3 +144,19 @@ def test_execute_run_writes_training_json(tmp_path):
     assert record["examples_seen"] == 60
     cost = json.loads((tmp_path / "run" / "cost.json").read_text())
     assert cost["examples_seen"] == 60
+
+
+def test_reused_and_merged_adapters_inherit_their_sources_stop_reason(tmp_path):
+    from ecomlm.methods.convergence import inherited_record
+
+    folders = []
+    for name, reason in (("a", "converged"), ("b", "budget")):
+        adapter = tmp_path / name / "model" / "adapter"
+        adapter.mkdir(parents=True)
+        (tmp_path / name / "training.json").write_text(json.dumps({"stop_reason": reason}))
+        folders.append(adapter)
+    assert inherited_record(folders[:1])["stop_reason"] == "not_trained"
+    record = inherited_record(folders)
+    assert record["stop_reason"] == "budget" and record["source_stop_reasons"] == [
+        "converged", "budget"]  # fmt: skip
+    assert inherited_record([tmp_path / "loose"])["stop_reason"] == "budget"  # unknown source

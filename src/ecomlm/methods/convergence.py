@@ -134,3 +134,27 @@ def not_trained_record(**extra: Any) -> dict[str, Any]:
         train_seconds=0.0,
         **extra,
     )
+
+
+def inherited_record(adapter_folders: list) -> dict[str, Any]:
+    """For a method built from trained adapters (reuse, merge): nothing is fitted here, but
+    its answer is only as final as its sources. The stop reason is ``not_trained`` when
+    every source run converged, else the first source's non-final reason (``budget``,
+    ``diverged``, or ``unknown`` when a source has no training.json)."""
+    import json
+    from pathlib import Path
+
+    reasons = []
+    for folder in adapter_folders:
+        # <run>/model/adapter -> <run>/training.json (an adapter outside a run: unknown)
+        record = Path(folder).parent.parent / TRAINING_FILE
+        try:
+            reasons.append(json.loads(record.read_text()).get("stop_reason", "unknown"))
+        except (OSError, ValueError):
+            reasons.append("unknown")
+    final = ("converged", "not_trained")
+    worst = next((r for r in reasons if r not in final), "not_trained")
+    out = not_trained_record(source_stop_reasons=reasons)
+    out["stop_reason"] = worst if worst in STOP_REASONS else "budget"
+    out["inherited"] = worst != "not_trained"
+    return out

@@ -36,7 +36,7 @@ import torch
 from ecomlm.distributed import torch_is_main_process
 from ecomlm.io import atomic_write_dir, read_json, write_json
 from ecomlm.methods.base import METHOD_FILE, config_from_dict, method_from_folder, method_header
-from ecomlm.methods.convergence import not_trained_record
+from ecomlm.methods.convergence import inherited_record
 from ecomlm.methods.llm import lora_data, train_lora
 from ecomlm.methods.llm.causal_lm import end_of_turn_id, generate, load_llm, score_labels
 from ecomlm.methods.llm.precision import autocast, inference_autocast, resolve_precision
@@ -261,7 +261,7 @@ class LoraMethod:
         if cfg.adapter_path is not None:
             self._load(cfg.adapter_path, trainable=False)
             self.extra_cost = {"adapter_path": str(adapter_dir(cfg.adapter_path))}
-            self.training_record = not_trained_record()
+            self.training_record = inherited_record([adapter_dir(cfg.adapter_path)])
             return self
         train_lora.train(self, train, dev)
         return self

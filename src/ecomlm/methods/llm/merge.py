@@ -31,6 +31,7 @@ from typing import Any
 
 from ecomlm.io import read_json, write_json
 from ecomlm.methods.base import METHOD_FILE, method_from_folder, method_header
+from ecomlm.methods.convergence import inherited_record
 from ecomlm.tasks.base import Prediction, Task
 
 COMBINATIONS = (
@@ -302,6 +303,7 @@ class MergedLoraMethod:
             "merged_adapters": len(sources),
             "adapter_tasks": [s.task for s in sources],
         }
+        self.training_record = inherited_record([s.path for s in sources])
         self._predictor = None
         return self
 

@@ -22,8 +22,11 @@ def _main_table(runs: list[Run], tasks: list[str], labels: list[str]) -> list[Bl
         table.rows.append(row)
     for j, task in enumerate(tasks):
         # only a run that may carry a claim (finished training, not suspect) is bolded
-        eligible = [head[(task, lbl)] for lbl in labels if (task, lbl) in head]
-        best = _best([r for r in eligible if not verdicts.run_blockers(r)])
+        in_column = [head[(task, lbl)] for lbl in labels if (task, lbl) in head]
+        best = _best([r for r in in_column if not verdicts.run_blockers(r)])
+        top = _best(in_column)
+        if best and top and top.main > best.main:  # a higher, unfinished run could win
+            best = None
         for i, label in enumerate(labels):  # ties are all bold
             r = head.get((task, label))
             if best and r and r.main == best.main:
@@ -35,9 +38,10 @@ def _main_table(runs: list[Run], tasks: list[str], labels: list[str]) -> list[Bl
             "Main metric on the evaluation split with its 95% bootstrap CI (resampling "
             "evaluated examples), for each method at its largest train size (n), with the "
             "run's stop reason (converged / budget / diverged / not_trained) and its invalid-"
-            "answer rate; best per task in bold among the runs that may carry a claim "
-            "(converged or untrained, not suspect). **SUSPECT** marks a run below the majority "
-            "baseline or with over 10% invalid answers; a `budget` run was still improving, "
+            "answer rate; the best run of a task is bold only when it may carry a claim "
+            "(converged or untrained, not suspect) and no other run scores higher. "
+            "**SUSPECT** marks a run at or below the majority baseline or with over 10% "
+            "invalid answers; a `budget` run was still improving, "
             "so its score is a lower bound.",
         ),
         ("table", table),
