@@ -16,11 +16,15 @@ class Recorder:
 
     def __init__(self, delay: float = 0.0, fail_on: object = None) -> None:
         self.calls: list[tuple[str, str, list, tuple]] = []
+        self.deadlines: list[float | None] = []
         self.threads: set[str] = set()
         self.delay, self.fail_on = delay, fail_on
 
-    def __call__(self, kind: str, model: str, items: list, options: tuple) -> list:
+    def __call__(
+        self, kind: str, model: str, items: list, options: tuple, deadline: float | None
+    ) -> list:
         self.calls.append((kind, model, list(items), options))
+        self.deadlines.append(deadline)
         self.threads.add(threading.current_thread().name)
         time.sleep(self.delay)
         if self.fail_on in items:
@@ -101,3 +105,34 @@ def test_timed_out_jobs_are_skipped():
 
     run(main())
     assert [c[2] for c in runner.calls] == [["first"], ["third"]]
+
+
+def test_past_deadline_jobs_are_skipped_and_the_runner_gets_the_latest_deadline():
+    runner = Recorder(delay=0.2)
+
+    async def main():
+        b = MicroBatcher(runner, max_batch_size=1, max_wait_ms=0)
+        await b.start()
+        now = time.monotonic()
+        first = b.submit("predict", "m", ["first"], deadline=now + 5)
+        late = b.submit("predict", "m", ["late"], deadline=now + 0.05)  # over while first runs
+        assert await first.future == ["m:first"]
+        b2 = [b.submit("predict", "m", [i], deadline=now + 10 + i) for i in range(2)]
+        await asyncio.gather(*(j.future for j in b2))
+        await b.stop()
+        return now, late
+
+    b_wide = Recorder()
+
+    async def batched(now: float):
+        b = MicroBatcher(b_wide, max_batch_size=8, max_wait_ms=50)
+        await b.start()
+        jobs = [b.submit("predict", "m", [i], deadline=now + 10 + i) for i in range(3)]
+        await asyncio.gather(*(j.future for j in jobs))
+        await b.stop()
+
+    now, late = run(main())
+    assert [c[2] for c in runner.calls] == [["first"], [0], [1]]  # "late" never ran
+    assert not late.future.done()  # its caller (not here) would have timed out
+    run(batched(now))
+    assert b_wide.deadlines == [now + 12]  # one call; it may run until its last caller goes

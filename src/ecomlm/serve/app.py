@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,11 +59,13 @@ class ServeSettings:
 def create_app(registry: ModelRegistry, settings: ServeSettings | None = None) -> FastAPI:
     settings = settings or ServeSettings()
 
-    def run_batch(kind: str, model: str, items: list[Any], options: tuple) -> list[Any]:
+    def run_batch(
+        kind: str, model: str, items: list[Any], options: tuple, deadline: float | None
+    ) -> list[Any]:
         if kind == "predict":
             return registry.predict(model, items)
-        max_tokens, stop, max_time = options
-        return registry.chat(model, items, max_tokens, stop, max_time)
+        max_tokens, stop = options
+        return registry.chat(model, items, max_tokens, stop, deadline)
 
     batcher = MicroBatcher(run_batch, settings.max_batch_size, settings.max_wait_ms)
 
@@ -82,16 +85,22 @@ def create_app(registry: ModelRegistry, settings: ServeSettings | None = None) -
     async def run_job(
         request: Request, kind: str, model: str, items: list[Any], options: tuple = ()
     ) -> list[Any]:
-        job = batcher.submit(kind, model, items, options)
+        # the caller's deadline: the batcher skips the job after it, generation stops at it
+        deadline = time.monotonic() + settings.request_timeout_s
+        job = batcher.submit(kind, model, items, options, deadline)
+        timed_out = ApiError(
+            504, f"request timed out after {settings.request_timeout_s:g}s", "timeout"
+        )
         try:
-            return await asyncio.wait_for(job.future, settings.request_timeout_s)
+            results = await asyncio.wait_for(job.future, settings.request_timeout_s)
         except TimeoutError:
-            raise ApiError(
-                504, f"request timed out after {settings.request_timeout_s:g}s", "timeout"
-            ) from None
+            raise timed_out from None
         finally:
             for key, value in job.timings().items():
                 setattr(request.state, key, value)
+        if any(getattr(r, "timed_out", False) for r in results):
+            raise timed_out  # generation was cut at the deadline: not a complete answer
+        return results
 
     add_error_handlers(app)
     add_task_routes(app, registry, settings, run_job)

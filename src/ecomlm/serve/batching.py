@@ -5,7 +5,9 @@ takes the first waiting job, then keeps collecting for up to ``max_wait_ms``
 or until ``max_batch_size`` items are queued, groups the jobs by
 (kind, model, options) and runs each group as one batched call in a
 single-thread executor: the models are not thread-safe, and while one batch
-runs, the next one fills up. A job whose caller gave up (timeout) is skipped.
+runs, the next one fills up. A job whose caller gave up (timeout) or whose
+deadline has passed is skipped, and the runner gets the group's latest deadline
+so it can stop work nobody waits for (the chat path stops generating then).
 If a batched call fails, its jobs are re-run one by one so one bad request
 cannot fail its neighbours.
 """
@@ -19,8 +21,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-# (kind, model, items, options) -> one result per item
-Runner = Callable[[str, str, list[Any], tuple], list[Any]]
+# (kind, model, items, options, deadline) -> one result per item; ``deadline`` is a
+# ``time.monotonic()`` instant after which no caller of the batch waits (None: no limit)
+Runner = Callable[[str, str, list[Any], tuple, float | None], list[Any]]
 
 
 @dataclass
@@ -30,6 +33,7 @@ class Job:
     items: list[Any]
     options: tuple  # hashable; part of the grouping key (e.g. chat max_tokens)
     future: asyncio.Future
+    deadline: float | None = None  # time.monotonic() after which the caller has gone
     enqueued: float = field(default_factory=time.perf_counter)
     started: float | None = None  # when its batch went to the worker
     finished: float | None = None
@@ -48,6 +52,12 @@ class Job:
     @property
     def key(self) -> tuple:
         return (self.kind, self.model, self.options)
+
+    @property
+    def live(self) -> bool:
+        """Someone still waits for the answer."""
+        expired = self.deadline is not None and time.monotonic() >= self.deadline
+        return not self.future.done() and not expired
 
 
 @dataclass
@@ -93,11 +103,20 @@ class MicroBatcher:
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
 
-    def submit(self, kind: str, model: str, items: list[Any], options: tuple = ()) -> Job:
-        """Queue a job; ``job.future`` resolves to one result per item."""
+    def submit(
+        self,
+        kind: str,
+        model: str,
+        items: list[Any],
+        options: tuple = (),
+        deadline: float | None = None,
+    ) -> Job:
+        """Queue a job; ``job.future`` resolves to one result per item. ``deadline``
+        (``time.monotonic()``) is when the caller stops waiting."""
         if self._queue is None:
             raise RuntimeError("MicroBatcher.start() was not called")
-        job = Job(kind, model, list(items), options, asyncio.get_running_loop().create_future())
+        future = asyncio.get_running_loop().create_future()
+        job = Job(kind, model, list(items), options, future, deadline)
         self._queue.put_nowait(job)
         return job
 
@@ -118,7 +137,7 @@ class MicroBatcher:
                 break
             jobs.append(job)
             count += len(job.items)
-        return [j for j in jobs if not j.future.done()]
+        return [j for j in jobs if j.live]
 
     async def _collect_forever(self) -> None:
         while True:
@@ -131,15 +150,17 @@ class MicroBatcher:
 
     async def _run_group(self, group: list[Job]) -> None:
         loop = asyncio.get_running_loop()
-        group = [j for j in group if not j.future.done()]
+        group = [j for j in group if j.live]
         if not group:
             return
         kind, model, options = group[0].key
         items = [item for job in group for item in job.items]
+        deadlines = [j.deadline for j in group]
+        deadline = None if None in deadlines else max(d for d in deadlines if d is not None)
         started = time.perf_counter()
         try:
             results = await loop.run_in_executor(
-                self._executor, self.runner, kind, model, items, options
+                self._executor, self.runner, kind, model, items, options, deadline
             )
             if len(results) != len(items):
                 raise RuntimeError(f"{len(results)} results for {len(items)} inputs")

@@ -42,6 +42,7 @@ class ChatOutput:
     prompt_tokens: int
     completion_tokens: int
     finish_reason: str  # "stop" (end of turn or a stop string) or "length"
+    timed_out: bool = False  # generation was cut at the request deadline
 
 
 @dataclass
@@ -297,7 +298,7 @@ class ModelRegistry:
         conversations: list[Messages],
         max_tokens: int,
         stop: Sequence[str] = (),
-        max_time: float | None = None,
+        deadline: float | None = None,
     ) -> list[ChatOutput]:
         served = self.get(name)
         if not served.can_chat:
@@ -308,7 +309,7 @@ class ModelRegistry:
         llm = self.bases[served.base]
         adapter = None if served.method == "base" else name
         with llm.active(adapter) as model:
-            return chat_generate(model, llm.tokenizer, conversations, max_tokens, stop, max_time)
+            return chat_generate(model, llm.tokenizer, conversations, max_tokens, stop, deadline)
 
 
 def lora_predictor(task: Task, header: dict, llm: LlmBase) -> Any:
@@ -335,18 +336,22 @@ def chat_generate(
     conversations: list[Messages],
     max_tokens: int,
     stop: Sequence[str] = (),
-    max_time: float | None = None,
+    deadline: float | None = None,
 ) -> list[ChatOutput]:
     """Greedy completion of each conversation in one batch, with token counts for ``usage``;
-    generation stops after ``max_time`` seconds (the request deadline frees the worker)."""
+    generation stops at ``deadline`` (``time.monotonic()``) so a request nobody waits for
+    any more frees the worker; its outputs say ``timed_out``."""
     import torch
+    from transformers import StoppingCriteriaList
 
     from ecomlm.methods.llm.causal_lm import encode, left_padded, prompt_text, stop_token_ids
+    from ecomlm.serve.deadline import DeadlineCriteria
 
     encoded = [encode(tokenizer, prompt_text(tokenizer, c)) for c in conversations]
     device = next(model.parameters()).device
     inputs = left_padded(tokenizer, encoded, device)
     stops = stop_token_ids(model, tokenizer)
+    at_deadline = DeadlineCriteria(deadline)
     with torch.inference_mode():
         out = model.generate(
             **inputs,
@@ -354,7 +359,7 @@ def chat_generate(
             do_sample=False,
             pad_token_id=tokenizer.pad_token_id,
             eos_token_id=stops,
-            max_time=max_time,
+            stopping_criteria=StoppingCriteriaList([at_deadline]),
         )
     results = []
     for ids, row in zip(encoded, out[:, inputs["input_ids"].shape[1] :].tolist(), strict=True):
@@ -365,5 +370,6 @@ def chat_generate(
         for s in stop:
             if s and s in text:
                 text, finish = text[: text.index(s)], "stop"
-        results.append(ChatOutput(text, len(ids), len(row), finish))
+        timed_out = at_deadline.reached and cut is None  # cut short, not ended
+        results.append(ChatOutput(text, len(ids), len(row), finish, timed_out))
     return results

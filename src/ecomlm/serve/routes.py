@@ -151,8 +151,7 @@ def add_openai_routes(
                 f"it exceeds the model's context of {limit} tokens",
             )
         request.state.model = served.name
-        options = (max_tokens, stop, settings.request_timeout_s)  # generation stops by then
-        (out,) = await run_job(request, "chat", served.name, [messages], options)
+        (out,) = await run_job(request, "chat", served.name, [messages], (max_tokens, stop))
         return {
             "id": f"chatcmpl-{uuid.uuid4().hex}",
             "object": "chat.completion",
