@@ -47,7 +47,7 @@ class ClassicalConfig:
     # queryner: CRF
     c1: float = 0.1
     c2: float = 0.1
-    crf_iterations: int = 100
+    crf_iterations: int = 1000  # a cap: on real QueryNER L-BFGS converges after ~750
     # review_summ: extractive summary length; 0 = median training summary length
     max_words: int = 0
     # desc_gen: template index (-1 = pick the best on dev)
