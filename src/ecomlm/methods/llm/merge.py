@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ecomlm.io import read_json, write_json
+from ecomlm.io import atomic_write_dir, read_json, write_json
 from ecomlm.methods.base import METHOD_FILE, method_from_folder, method_header
 from ecomlm.methods.convergence import inherited_record
 from ecomlm.tasks.base import Prediction, Task
@@ -335,11 +335,8 @@ class MergedLoraMethod:
         out.mkdir(parents=True, exist_ok=True)
         target = out / ADAPTER_DIR
         if target.resolve() != self.adapter_dir.resolve():
-            tmp = out / f".{ADAPTER_DIR}.tmp"
-            shutil.rmtree(tmp, ignore_errors=True)
-            shutil.copytree(self.adapter_dir, tmp)
-            shutil.rmtree(target, ignore_errors=True)
-            tmp.rename(target)
+            source = self.adapter_dir
+            atomic_write_dir(target, lambda tmp: shutil.copytree(source, tmp, dirs_exist_ok=True))
         write_json(out / METHOD_FILE, method_header(self))
 
     @classmethod
