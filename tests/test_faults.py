@@ -196,3 +196,20 @@ def test_corrupt_metrics_is_redone_and_changed_config_refused(tmp_path):
     summary = run_study(load_study(_study(tmp_path, [0, 1])), write_report=False,
                         log=lambda s: None, force_new_config=True)  # fmt: skip
     assert summary["done"] == 1
+
+
+def test_atomic_path_swaps_on_success_and_leaves_old_file_on_failure(tmp_path):
+    from ecomlm.io import atomic_path, write_json
+
+    target = tmp_path / "sub" / "out.json"
+    write_json(target, {"v": 1})
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        assert tmp.parent == target.parent and tmp.suffix == ".json"
+        tmp.write_text("half")
+        raise RuntimeError("crash mid-write")
+    assert json.loads(target.read_text()) == {"v": 1}
+    assert sorted(p.name for p in target.parent.iterdir()) == ["out.json"]  # no temp left
+    with atomic_path(target) as tmp:
+        tmp.write_text('{"v": 2}')
+    assert json.loads(target.read_text()) == {"v": 2}
+    assert sorted(p.name for p in target.parent.iterdir()) == ["out.json"]

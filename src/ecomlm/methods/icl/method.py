@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ecomlm.io import read_jsonl, write_json, write_jsonl
+from ecomlm.io import atomic_open, read_jsonl, write_json, write_jsonl
 from ecomlm.methods.base import method_from_folder, method_header
 from ecomlm.methods.icl.backends import (
     Budget,
@@ -211,10 +211,8 @@ class IclMethod:
         write_jsonl(out / "pool.jsonl", (example_to_dict(ex) for ex in self.pool))
         embeddings = self.selector.embeddings if self.selector is not None else None
         if embeddings is not None:
-            tmp = out / ".embeddings.npy.tmp"
-            with open(tmp, "wb") as f:
+            with atomic_open(out / "embeddings.npy", "wb") as f:
                 np.save(f, embeddings)
-            os.replace(tmp, out / "embeddings.npy")
         write_json(out / "method.json", method_header(self))
 
     @classmethod

@@ -38,6 +38,7 @@ from ecomlm.io import atomic_write_dir, read_json, write_json
 from ecomlm.methods.base import METHOD_FILE, config_from_dict, method_from_folder, method_header
 from ecomlm.methods.convergence import inherited_record
 from ecomlm.methods.llm import lora_data, train_lora
+from ecomlm.methods.llm.adapter_paths import ADAPTER_CONFIG, adapter_dir
 from ecomlm.methods.llm.causal_lm import end_of_turn_id, generate, load_llm, score_labels
 from ecomlm.methods.llm.precision import autocast, inference_autocast, resolve_precision
 from ecomlm.methods.llm.train_lora import ADAPTER_DIR, STATE_FILE, AnswerOnlyLoss
@@ -56,18 +57,6 @@ _NOT_TRAINING = {
     "work_dir", "resume", "checkpoint_every", "esci_inference", "max_new_tokens",
     "eval_batch_size", "num_beams", "log_every", "adapter_path", "constrained",
 }  # fmt: skip
-
-
-def adapter_dir(path: str | Path) -> Path:
-    """The PEFT adapter folder inside a run folder, a saved ``model/`` folder, or itself."""
-    given = Path(path)
-    for folder in (given / "model" / ADAPTER_DIR, given / ADAPTER_DIR, given):
-        if (folder / "adapter_config.json").is_file():
-            return folder
-    raise FileNotFoundError(
-        f"{given} holds no PEFT adapter: expected <run>/model/adapter/, <model>/adapter/ "
-        "or a folder with adapter_config.json"
-    )
 
 
 class CheapDropout(torch.nn.Module):
@@ -376,7 +365,7 @@ class LoraMethod:
         """A ready-to-predict method over ``base_model`` + an existing adapter folder."""
         folder = adapter_dir(adapter)
         if base_model is None:
-            base_model = read_json(folder / "adapter_config.json")["base_model_name_or_path"]
+            base_model = read_json(folder / ADAPTER_CONFIG)["base_model_name_or_path"]
         config = {k: v for k, v in config.items() if v is not None}
         cfg = config_from_dict(
             cls.Config, {**config, "base_model": base_model, "adapter_path": str(folder)}

@@ -29,9 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ecomlm.io import read_json, write_json
+from ecomlm.io import atomic_write_dir, read_json, write_json
 from ecomlm.methods.base import METHOD_FILE, method_from_folder, method_header
 from ecomlm.methods.convergence import inherited_record
+from ecomlm.methods.llm.adapter_paths import ADAPTER_CONFIG, ADAPTER_DIR, locate_adapter
 from ecomlm.tasks.base import Prediction, Task
 
 COMBINATIONS = (
@@ -49,7 +50,6 @@ COMBINATIONS = (
 )
 EQUAL_RANK = ("linear", "ties", "dare_linear", "dare_ties", "magnitude_prune")
 WITH_DENSITY = tuple(c for c in COMBINATIONS if c.startswith(("ties", "dare", "magnitude")))
-ADAPTER_DIR = "adapter"
 
 
 # --------------------------------------------------------------------------- inputs
@@ -96,27 +96,15 @@ class AdapterSource:
 
 def resolve_adapter(path: str | Path) -> AdapterSource:
     """Find the PEFT adapter in a run folder, a saved ``model/`` folder or a bare adapter folder."""
-    given = Path(path)
-    if not given.exists():
-        raise FileNotFoundError(f"adapter {str(path)!r} not found")
-    for folder, method_dir in (
-        (given / "model" / ADAPTER_DIR, given / "model"),  # run folder
-        (given / ADAPTER_DIR, given),  # saved method folder (model/)
-        (given, given.parent),  # bare PEFT folder (maybe inside model/)
-    ):
-        config_path = folder / "adapter_config.json"
-        if config_path.is_file():
-            peft_config = read_json(config_path)
-            if peft_config.get("peft_type", "LORA") != "LORA":
-                kind = peft_config.get("peft_type")
-                raise ValueError(f"{config_path}: peft_type {kind!r} is not a LoRA adapter")
-            header_path = method_dir / METHOD_FILE
-            header = read_json(header_path) if header_path.is_file() else None
-            return AdapterSource(folder, str(path), peft_config, header)
-    raise ValueError(
-        f"{str(path)!r} holds no LoRA adapter: expected a run folder (model/adapter/), a saved "
-        "method folder (adapter/) or a PEFT adapter folder (adapter_config.json)"
-    )
+    folder, method_dir = locate_adapter(path)
+    config_path = folder / ADAPTER_CONFIG
+    peft_config = read_json(config_path)
+    if peft_config.get("peft_type", "LORA") != "LORA":
+        kind = peft_config.get("peft_type")
+        raise ValueError(f"{config_path}: peft_type {kind!r} is not a LoRA adapter")
+    header_path = method_dir / METHOD_FILE
+    header = read_json(header_path) if header_path.is_file() else None
+    return AdapterSource(folder, str(path), peft_config, header)
 
 
 def _normalized_base(name: str | None) -> str | None:
@@ -335,11 +323,8 @@ class MergedLoraMethod:
         out.mkdir(parents=True, exist_ok=True)
         target = out / ADAPTER_DIR
         if target.resolve() != self.adapter_dir.resolve():
-            tmp = out / f".{ADAPTER_DIR}.tmp"
-            shutil.rmtree(tmp, ignore_errors=True)
-            shutil.copytree(self.adapter_dir, tmp)
-            shutil.rmtree(target, ignore_errors=True)
-            tmp.rename(target)
+            source = self.adapter_dir
+            atomic_write_dir(target, lambda tmp: shutil.copytree(source, tmp, dirs_exist_ok=True))
         write_json(out / METHOD_FILE, method_header(self))
 
     @classmethod
@@ -352,8 +337,8 @@ class MergedLoraMethod:
             )
         method, _ = method_from_folder(cls, folder)
         method.adapter_dir = folder / ADAPTER_DIR
-        if not (method.adapter_dir / "adapter_config.json").is_file():
-            raise FileNotFoundError(f"{method.adapter_dir}/adapter_config.json not found")
+        if not (method.adapter_dir / ADAPTER_CONFIG).is_file():
+            raise FileNotFoundError(f"{method.adapter_dir}/{ADAPTER_CONFIG} not found")
         return method
 
 

@@ -32,9 +32,9 @@ import torch
 from ecomlm.io import atomic_write_dir
 from ecomlm.methods.convergence import Budget, EarlyStopping, not_trained_record, training_record
 from ecomlm.methods.llm import lora_data
+from ecomlm.methods.llm.adapter_paths import ADAPTER_DIR
 from ecomlm.methods.llm.precision import autocast, resolve_precision
 
-ADAPTER_DIR = "adapter"
 STATE_FILE = "trainer_state.pt"
 
 

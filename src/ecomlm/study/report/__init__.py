@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from ecomlm.io import atomic_write_text
+from ecomlm.io import atomic_write_bytes, atomic_write_text
 from ecomlm.study.report.blocks import Block, render_html, render_markdown
 from ecomlm.study.report.comparisons import (
     _comparison_section,
@@ -92,12 +92,7 @@ def write_report(
     title, blocks = build_report(study, out, n_boot=n_boot, seed=seed, budget_s=budget_s)
     for kind, body in blocks:
         if kind == "fig":
-            path = out / "figures" / f"{body.name}.png"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.tmp")
-            tmp.write_bytes(body.png)
-            tmp.replace(path)
+            atomic_write_bytes(out / "figures" / f"{body.name}.png", body.png)
     atomic_write_text(out / "report.md", render_markdown(blocks))
     atomic_write_text(out / "report.html", render_html(title, blocks))
     return out / "report.md"
-
