@@ -4,6 +4,8 @@
     python benchmarks/bench_micro.py dropout   # nn.functional.dropout vs CheapDropout, ms
     python benchmarks/bench_micro.py step      # share of a training step spent in torch dropout
     python benchmarks/bench_micro.py scoring   # label continuation: tree mask vs repeated cache
+    python benchmarks/bench_micro.py profile --out benchmarks/results/train_profile.json
+        # where one LoRA training step (8 ESCI examples) spends its CPU time, per precision
     python benchmarks/bench_micro.py devloss --examples 100 --runs /tmp/lora_runs_esci256
         # answer-token loss (float32) of the adapters written by
         # `bench_lora.py acceptance --tasks esci --variants zero_shot lora lora_fp32`
@@ -15,7 +17,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -131,6 +136,59 @@ def scoring(args: argparse.Namespace) -> dict:
     }
 
 
+# aten ops by what bounds them: dense matmuls (the FLOP-share numerator), attention,
+# dtype casts / copies (autocast re-casting the frozen fp32 weights), the rest
+# (element-wise, norms, softmax, indexing).
+OP_KINDS = {
+    "matmul": ("aten::mm", "aten::addmm", "aten::bmm", "aten::matmul", "aten::linear"),
+    "attention": ("aten::_scaled_dot_product", "aten::scaled_dot_product"),
+    "cast_copy": ("aten::copy_", "aten::_to_copy", "aten::to", "aten::clone", "aten::contiguous"),
+}
+
+
+def _kind(op: str) -> str:
+    return next((k for k, names in OP_KINDS.items() if op.startswith(names)), "other")
+
+
+def profile(args: argparse.Namespace) -> dict:
+    """Self CPU time of one warm forward + backward of our LoRA trainer's step, by op
+    kind and top ops, in float32 and bf16 autocast."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    from ecomlm.data import load_splits
+    from ecomlm.methods.llm import lora_data
+    from ecomlm.methods.llm.lora import AnswerOnlyLoss, LoraMethod
+    from ecomlm.tasks import get_task
+
+    task = get_task("esci")
+    train = load_splits("esci", "synthetic", seed=0)["train"][:8]
+    method = LoraMethod(task, LoraMethod.Config(base_model=args.base))
+    method._load(None, trainable=True)
+    batch = lora_data.collate(
+        method._training_examples(train)[0][task.name], method.tokenizer.pad_token_id
+    )
+    loss = AnswerOnlyLoss(method.model.train())
+    out: dict[str, Any] = {"tokens": int(batch["attention_mask"].sum())}
+    for precision in ("float32", "bf16"):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            loss(**batch).backward()  # warm-up
+            with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+                loss(**batch).backward()
+        events = [(e.key, e.self_cpu_time_total / 1e6) for e in prof.key_averages()]
+        total = sum(s for _, s in events)
+        kinds: dict[str, float] = {}
+        for op, seconds in events:
+            kinds[_kind(op)] = kinds.get(_kind(op), 0.0) + seconds
+        top = sorted(events, key=lambda e: -e[1])[:12]
+        out[precision] = {
+            "step_cpu_seconds": round(total, 2),
+            "share_by_kind": {k: round(v / total, 3) for k, v in sorted(kinds.items())},
+            "top_ops": [[op, round(s, 3), round(s / total, 3)] for op, s in top],
+        }
+    return out
+
+
 def devloss(args: argparse.Namespace) -> dict:
     from ecomlm.data import load_splits
     from ecomlm.methods.llm.lora import LoraMethod
@@ -145,17 +203,23 @@ def devloss(args: argparse.Namespace) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("what", choices=["matmul", "dropout", "step", "scoring", "devloss"])
+    ap.add_argument("what", choices=["matmul", "dropout", "step", "scoring", "devloss", "profile"])
     ap.add_argument("--base", default="smollm2")
     ap.add_argument("--examples", type=int, default=32)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--runs", default="/tmp/lora_runs_esci256")
+    ap.add_argument("--out", default="", help="also write the JSON here")
     args = ap.parse_args()
     torch.set_num_threads(1)
     run = {"matmul": matmul, "dropout": dropout, "step": step, "scoring": scoring}
-    run["devloss"] = devloss
-    print(json.dumps({"what": args.what, **run[args.what](args)}))
+    run["devloss"], run["profile"] = devloss, profile
+    result = {"what": args.what, **run[args.what](args)}
+    if args.out:
+        result["command"] = "python benchmarks/bench_micro.py " + " ".join(sys.argv[1:])
+        result["load_average"] = os.getloadavg()
+        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -39,8 +39,12 @@ from ecomlm.io import write_json
 @torch.inference_mode()
 def prefill_limit(model: Any, tok: Any, prompts: list[list[int]], batch: int) -> None:
     """Forward over every prompt's tokens after the shared prefix, against its cache."""
-    from ecomlm.methods.llm.causal_lm import MIN_SHARED_PREFIX, _positions, left_padded
-    from ecomlm.methods.llm.causal_lm import shared_prefix
+    from ecomlm.methods.llm.causal_lm import (
+        MIN_SHARED_PREFIX,
+        _positions,
+        left_padded,
+        shared_prefix,
+    )
 
     device = next(model.parameters()).device
     prefix = shared_prefix(prompts)

@@ -27,18 +27,18 @@ def _load(name: str) -> dict:
 
 
 def collect() -> dict:
-    lora, engine = _load("lora.json"), _load("engine.json")
+    lora, engine, scoring_run = _load("lora.json"), _load("engine.json"), _load("scoring.json")
     train_cmd = (lora.get("commands") or {}).get("train")
-    infer_cmd = (lora.get("commands") or {}).get("inference")
     flops = lora.get("flops", {}).get("bf16", {})
-    scoring = lora.get("esci_inference", {}).get("bf16", {})
+    scoring = scoring_run.get("bf16", {})  # bench_scoring.py: CPU clock, bf16 autocast
+    scoring_cmd = scoring_run.get("command")
     values = {
         "train_speedup_fp32": (lora.get("train", {}).get("no", {}).get("speedup_cpu"), train_cmd),
         "train_speedup_bf16": (lora.get("train", {}).get("bf16", {}).get("speedup_cpu"),
                                train_cmd),
         "bf16_matmul_share": (flops.get("ours_share_of_matmul_cpu"), train_cmd),
-        "scoring_vs_generation": (scoring.get("speedup_cpu"), infer_cmd),
-        "scoring_vs_prefill_limit": (None, None),
+        "scoring_vs_generation": (scoring.get("scoring_vs_generation_cpu"), scoring_cmd),
+        "scoring_vs_prefill_limit": (scoring.get("scoring_vs_prefill_limit_cpu"), scoring_cmd),
         "engine_vs_transformers_generation": (engine.get("engine_vs_transformers_generation"),
                                               engine.get("command")),
         "engine_greedy_match_rate": (engine.get("engine_greedy_match_rate"),
@@ -54,9 +54,23 @@ def collect() -> dict:
             "command": command,
         }
     out["scoring_vs_prefill_limit"]["note"] = (
-        "not measured: no benchmark yet times a bare forward pass over each example's "
-        "unshared tokens side by side with scoring"
+        "prefill-limit seconds / scoring seconds: 1.0 = scoring costs no more than one bare "
+        "forward pass over each example's own (unshared) tokens"
     )
+    if scoring:
+        limit = scoring["seconds_cpu"]["generate"] / scoring["seconds_cpu"]["prefill_limit"]
+        out["scoring_vs_generation"]["bound"] = (
+            f"generation / prefill limit = {limit:.2f}: no scorer that reads each example's "
+            f"{scoring['unshared_tokens_mean']} own tokens once (of "
+            f"{scoring['prompt_tokens_mean']} per prompt) can beat generation by more"
+        )
+    profile = _load("train_profile.json")
+    if profile:
+        shares = profile["bf16"]["share_by_kind"]
+        out["bf16_matmul_share"]["bound"] = (
+            f"profile of one bf16 step ({profile['command']}): matmul {shares['matmul']}, "
+            f"attention {shares['attention']}, other element-wise {shares['other']} of CPU time"
+        )
     return out
 
 

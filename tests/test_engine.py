@@ -67,3 +67,31 @@ def test_grammar_rejects_nothing_the_parser_accepts():
     grammar = get_task("queryner").answer_grammar(NerExample(["red", "shoes"], None, "a"))
     assert '"red shoes"' in grammar and '"core_product_type"' in grammar
     assert get_task("esci").answer_grammar().count("|") == 3
+
+
+def test_retyped_f32_weights_match_transformers_on_longer_answers(engine, tmp_path):
+    """The engine's default f32 re-typing holds the de-quantized values transformers
+    computes with: greedy texts agree over a longer answer (the Q4_1 file drifts)."""
+    from ecomlm.data import load_splits
+    from ecomlm.methods.llm.causal_lm import generate, load_llm, prompt_text
+    from ecomlm.tasks import get_task
+
+    assert engine.weights == "f32" and engine.path.name.endswith(".f32.gguf")
+    model, tokenizer = load_llm("smollm2")
+    task = get_task("queryner")
+    for example in load_splits("queryner", "synthetic")["test"][:2]:
+        ours, _ = engine.complete(_prompt_ids(task, example), 24)
+        prompt = prompt_text(tokenizer, task.messages(example))
+        assert ours == generate(model, tokenizer, [prompt], 24)[0].strip()
+
+
+def test_retyped_gguf_is_cached_and_rejects_unknown_types(engine):
+    from ecomlm.methods.llm.engine import gguf_path, retyped_gguf
+
+    first = retyped_gguf(gguf_path("smollm2"), "f32")
+    stamp = first.stat().st_mtime_ns
+    assert retyped_gguf(gguf_path("smollm2"), "f32") == first
+    assert first.stat().st_mtime_ns == stamp  # written once, then reused
+    assert retyped_gguf(gguf_path("smollm2"), "native") == gguf_path("smollm2")
+    with pytest.raises(ValueError, match="engine weights must be one of"):
+        retyped_gguf(gguf_path("smollm2"), "q3_bogus")

@@ -26,6 +26,38 @@ def engine_available() -> bool:
     return importlib.util.find_spec("llama_cpp") is not None
 
 
+# llama.cpp file types (llama.h ``LLAMA_FTYPE_*``) the engine can re-type bundled weights to
+WEIGHT_TYPES = {"native": None, "f32": 0, "f16": 1, "q8_0": 7, "bf16": 32}
+
+
+def retyped_gguf(path: Path, weights: str) -> Path:
+    """``path`` re-written with ``weights`` tensors by llama.cpp's own quantizer, once,
+    into the cache (``native`` returns ``path``). The bundled Q4_1 SmolLM2 runs on a slow
+    generic kernel; its de-quantized f32/bf16 copy takes the engine's tuned matmuls and
+    holds exactly the values the transformers path computes with (f32)."""
+    if weights not in WEIGHT_TYPES:
+        choices = ", ".join(WEIGHT_TYPES)
+        raise ValueError(f"engine weights must be one of {choices}, got {weights!r}")
+    if WEIGHT_TYPES[weights] is None:
+        return path
+    import llama_cpp
+
+    from ecomlm.io import atomic_path
+    from ecomlm.models import cache_dir
+
+    target = cache_dir() / "gguf" / f"{path.stem}.{weights}.gguf"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        params = llama_cpp.llama_model_quantize_default_params()
+        params.ftype, params.allow_requantize, params.nthread = WEIGHT_TYPES[weights], True, 1
+        from llama_cpp._utils import suppress_stdout_stderr  # the quantizer logs every tensor
+
+        with atomic_path(target) as tmp, suppress_stdout_stderr(disable=False):
+            if llama_cpp.llama_model_quantize(str(path).encode(), str(tmp).encode(), params):
+                raise RuntimeError(f"llama.cpp could not re-type {path} to {weights}")
+    return target
+
+
 def gguf_path(model: str) -> Path:
     """A GGUF file for a bundled model name (``smollm2``, ``gemma3``) or a ``.gguf`` path."""
     from ecomlm.models import BUNDLED_LLMS, gguf_file
@@ -46,17 +78,24 @@ class LlamaCppEngine:
 
     name = "llama.cpp"
 
-    def __init__(self, model: str = "smollm2", n_ctx: int = 2048, threads: int | None = None):
+    def __init__(
+        self,
+        model: str = "smollm2",
+        n_ctx: int = 2048,
+        threads: int | None = None,
+        weights: str = "f32",
+    ):
         if not engine_available():
             raise ImportError(
                 "the llama.cpp engine needs llama-cpp-python: pip install 'ecomlm[engine]'"
             )
         from llama_cpp import Llama
 
-        self.model_name, self.path = model, gguf_path(model)
+        self.model_name, self.weights = model, weights
+        self.path = retyped_gguf(gguf_path(model), weights)
         threads = threads or int(os.environ.get("OMP_NUM_THREADS", "0")) or os.cpu_count() or 1
         self.llm = Llama(model_path=str(self.path), n_ctx=n_ctx, n_threads=threads,
-                         n_batch=512, seed=0, verbose=False)  # fmt: skip
+                         n_batch=512, flash_attn=True, seed=0, verbose=False)  # fmt: skip
         self._grammars: dict[str, Any] = {}
 
     def close(self) -> None:
