@@ -21,12 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from ecomlm.io import read_json
+from ecomlm.methods import method_info
 from ecomlm.methods.base import METHOD_FILE, config_from_dict
 from ecomlm.methods.llm.adapter_paths import ADAPTER_CONFIG, adapter_dir
 from ecomlm.tasks import Prediction, Task, get_task
 from ecomlm.tasks.base import Messages
-
-ADAPTER_METHODS = ("lora", "merge")
 
 
 class UnknownModelError(KeyError):
@@ -136,7 +135,7 @@ def read_header(run_dir: Path) -> dict:
 
 def adapter_base(header: dict) -> str | None:
     """The base LLM of an adapter run, or None when the run is not a PEFT adapter."""
-    if header["method"] not in ADAPTER_METHODS:
+    if not method_info(header["method"]).adapter:  # e.g. lora, merge
         return None
     try:
         folder = adapter_dir(header["_model_dir"])

@@ -120,6 +120,8 @@ def _render(template: str, ex: Any) -> str:
 class ClassicalMethod:
     name = "classical"
     Config = ClassicalConfig
+    family = "classical"  # what it is (``ecomlm.methods.base.MethodInfo``)
+    estimate = (2.0, 0.002, 0.002)
     supported_tasks = ("esci", "queryner", "review_summ", "desc_gen")
 
     def __init__(self, task: Any, config: ClassicalConfig | None = None) -> None:

@@ -52,6 +52,9 @@ class BertConfig:
 class BertMethod:
     name = "bert"
     Config = BertConfig
+    family = "plm"  # what it is (``ecomlm.methods.base.MethodInfo``)
+    lr_grid = (2e-5, 5e-5, 1e-4)
+    estimate = (15.0, 0.15, 0.02)
     supported_tasks = ("esci", "queryner")
 
     def __init__(self, task: Any, config: BertConfig | None = None) -> None:

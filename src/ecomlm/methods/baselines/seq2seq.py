@@ -74,6 +74,9 @@ def _is_encoder_decoder_folder(path: str) -> bool:
 class Seq2SeqMethod:
     name = "seq2seq"
     Config = Seq2SeqConfig
+    family = "seq2seq"  # what it is (``ecomlm.methods.base.MethodInfo``)
+    lr_grid = (2e-4, 5e-4, 1e-3)
+    estimate = (10.0, 0.15, 0.25)
     supported_tasks = ("review_summ", "desc_gen")
 
     def __init__(self, task: Any, config: Seq2SeqConfig | None = None) -> None:
