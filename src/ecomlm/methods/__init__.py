@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import Any
 
-from ecomlm.io import read_json
 from ecomlm.methods.base import (
     METHOD_FILE,
     Method,
     MethodInfo,
     config_from_dict,
     method_info_of,
+    read_method_header,
 )
 from ecomlm.tasks import Task
 
@@ -60,10 +59,8 @@ def make_method(name: str, task: Task, config: dict | None = None) -> Method:
 
 def load_method(path: str | Path) -> Method:
     """Load any saved method from its folder (dispatches on ``method.json``)."""
-    header_path = Path(path) / METHOD_FILE
-    if not header_path.exists():
-        raise FileNotFoundError(f"{header_path} not found: not a saved ecomlm method folder")
-    header: dict[str, Any] = read_json(header_path)
+    not_found = "not a saved ecomlm method folder"
+    header = read_method_header(Path(path) / METHOD_FILE, not_found, keys=())
     return get_method_class(header["method"]).load(path)
 
 

@@ -84,6 +84,20 @@ def method_header(method: Method, task_options: dict | None = None) -> dict:
     }
 
 
+def read_method_header(
+    header_path: Path, not_found: str, keys: tuple[str, ...] = ("method", "task")
+) -> dict:
+    """A saved method's ``method.json``; a missing file (``not_found`` says what the folder
+    should have been) or a missing key raises an error naming the file."""
+    if not header_path.exists():
+        raise FileNotFoundError(f"{header_path} not found: {not_found}")
+    header = read_json(header_path)
+    for key in keys:
+        if key not in header:
+            raise ValueError(f"{header_path}: missing key {key!r}")
+    return header
+
+
 def method_from_folder(cls: type, path: str | Path) -> tuple[Any, dict]:
     """``cls(task, config)`` rebuilt from a saved folder's ``method.json``; returns
     (method, header) so ``load`` only restores what is its own (weights, state)."""

@@ -40,6 +40,7 @@ from ecomlm.tasks.metrics import (
     corpus_bleu,
     gold_values,
     means,
+    raw_text,
     require_gold,
     rouge_per_example,
     text_value,
@@ -182,7 +183,7 @@ class DescGenTask(TaskBase):
         return require_gold(self, ex)
 
     def parse(self, text: str, ex: DescGenExample | None = None) -> Prediction:
-        raw = text if isinstance(text, str) else ("" if text is None else str(text))
+        raw = raw_text(text)
         value = clean_generation(raw, ("description", "product description"))
         return Prediction(value, bool(value), raw)
 

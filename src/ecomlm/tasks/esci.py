@@ -40,6 +40,7 @@ from ecomlm.tasks.metrics import (
     classification_metrics,
     gold_values,
     means,
+    raw_text,
     require_gold,
     truncate,
 )
@@ -236,7 +237,7 @@ class EsciTask(TaskBase):
 
     # -- parsing ------------------------------------------------------------------------
     def parse(self, text: str, ex: EsciExample | None = None) -> Prediction:
-        raw = text if isinstance(text, str) else ("" if text is None else str(text))
+        raw = raw_text(text)
         letter = _LETTER.match(raw)
         if letter and letter.group(1).upper() in self._letters:
             return Prediction(self._letters[letter.group(1).upper()], True, raw)

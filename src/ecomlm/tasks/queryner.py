@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ecomlm.tasks.base import SYSTEM_PROMPT, Messages, Prediction, TaskBase, nonempty
-from ecomlm.tasks.metrics import check_aligned, gold_values, mean, require_gold
+from ecomlm.tasks.metrics import check_aligned, gold_values, mean, raw_text, require_gold
 
 ENTITY_TYPES = (
     "UoM", "color", "condition", "content", "core_product_type", "creator", "department",
@@ -222,7 +222,7 @@ class QueryNerTask(TaskBase):
         return f"(none|{line}(\\n{line})*)"
 
     def parse(self, text: str, ex: NerExample) -> Prediction:
-        raw = text if isinstance(text, str) else ("" if text is None else str(text))
+        raw = raw_text(text)
         try:
             tokens = [str(t) for t in ex.tokens]
         except Exception:  # noqa: BLE001 - a parser never raises

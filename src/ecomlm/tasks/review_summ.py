@@ -27,6 +27,7 @@ from ecomlm.tasks.metrics import (
     clean_generation,
     gold_values,
     means,
+    raw_text,
     require_gold,
     rouge_per_example,
     text_value,
@@ -121,7 +122,7 @@ class ReviewSummTask(TaskBase):
         return require_gold(self, ex)[0]
 
     def parse(self, text: str, ex: ReviewSummExample | None = None) -> Prediction:
-        raw = text if isinstance(text, str) else ("" if text is None else str(text))
+        raw = raw_text(text)
         value = clean_generation(raw, ("summary",))
         return Prediction(value, bool(value), raw)
 
