@@ -1,9 +1,9 @@
 """Study runner: dependency order, failures, resume after SIGKILL, and the report.
 
 The runs use a tiny fake method (registered only inside these tests under the
-names bert / lora / icl / merge, so the grid's families and dependencies are
-exercised) plus the real ``classical`` method, on a small in-memory ESCI data
-set patched in for ``ecomlm.runs.load_run_data``.
+names bert / lora / icl / merge, declaring what the real method of that name declares,
+so the grid's families and dependencies are exercised) plus the real ``classical``
+method, on a small in-memory ESCI data set patched in for ``ecomlm.runs.load_run_data``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ FAKE_MODULE = textwrap.dedent(
     import os
     import signal
     import zlib
-    from dataclasses import dataclass, field
+    from dataclasses import asdict, dataclass, field
     from pathlib import Path
 
     from ecomlm.io import read_json, write_json
@@ -125,15 +125,27 @@ FAKE_MODULE = textwrap.dedent(
             return cls(task, config_from_dict(FakeConfig, h["config"]))
 
 
+    def _standing_in(name):
+        """FakeMethod declaring what the real method ``name`` declares (MethodInfo)."""
+        from ecomlm.methods import method_info
+
+        if name == "fake":
+            return "study_fake:FakeMethod"
+        cls = type(f"Fake_{name}", (FakeMethod,), asdict(method_info(name)))
+        globals()[cls.__name__] = cls
+        return f"study_fake:{cls.__name__}"
+
+
     def install(patch_item=None, patch_attr=None):
         """Register the fake under several method names and patch the data loader."""
         from ecomlm import methods, runs
 
         for name in ("fake", "bert", "lora", "icl", "merge"):
+            target = _standing_in(name)
             if patch_item:
-                patch_item(methods._REGISTRY, name, "study_fake:FakeMethod")
+                patch_item(methods._REGISTRY, name, target)
             else:
-                methods._REGISTRY[name] = "study_fake:FakeMethod"
+                methods._REGISTRY[name] = target
         if patch_attr:
             patch_attr(runs, "load_run_data", fake_data)
         else:
@@ -206,7 +218,8 @@ def test_resume_after_sigkill(tmp_path, fake):
     study_dir = tmp_path / "runs" / "crashy"
     driver = tmp_path / "driver.py"
     driver.write_text(DRIVER)
-    env = {**os.environ, "PYTHONPATH": str(fake)}
+    path = os.pathsep.join([str(fake), os.environ.get("PYTHONPATH", "")])
+    env = {**os.environ, "PYTHONPATH": path}
     proc = subprocess.run(
         [sys.executable, str(driver), str(cfg_path), str(study_dir), str(fake)],
         env=env,

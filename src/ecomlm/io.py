@@ -100,11 +100,26 @@ def write_jsonl(path: str | Path, rows: Iterable[dict]) -> None:
 
 def read_jsonl(path: str | Path) -> Iterator[dict]:
     """Yield rows; a malformed line raises ValueError naming file and line."""
+    return (row for _, row in read_jsonl_lines(path))
+
+
+def read_jsonl_lines(path: str | Path) -> Iterator[tuple[str, Any]]:
+    """Yield (``path:line``, value) per non-empty line; a malformed line raises ValueError
+    naming file and line."""
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
                 continue
             try:
-                yield json.loads(line)
+                value = json.loads(line)
             except json.JSONDecodeError as e:
                 raise ValueError(f"{path}:{lineno}: invalid JSON ({e.msg})") from e
+            yield f"{path}:{lineno}", value
+
+
+def read_json_checked(path: str | Path) -> Any:
+    """``read_json`` whose ValueError on malformed JSON names file and line."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}:{e.lineno}: invalid JSON ({e.msg})") from e

@@ -13,12 +13,12 @@ reference); rows without a title, or with wrongly typed fields, raise a ``ValueE
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from ecomlm.data._common import as_str_list, clean_text, is_missing, read_table
 from ecomlm.data.splits import fill_missing_splits
+from ecomlm.io import read_json_checked, read_jsonl_lines
 from ecomlm.tasks.desc_gen import DescGenExample
 
 
@@ -65,21 +65,10 @@ def read_amazon_meta(path: str | Path) -> list[DescGenExample]:
         raise FileNotFoundError(f"{path}: not found")
     out: list[DescGenExample] = []
     if path.suffix.lower() == ".json" and path.read_text(encoding="utf-8").lstrip()[:1] == "[":
-        try:
-            rows = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}:{e.lineno}: invalid JSON ({e.msg})") from e
+        rows = read_json_checked(path)
         items = [(f"{path} item {i}", r) for i, r in enumerate(rows)]
     else:
-        items = []
-        with open(path, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    items.append((f"{path}:{lineno}", json.loads(line)))
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{path}:{lineno}: invalid JSON ({e.msg})") from e
+        items = list(read_jsonl_lines(path))
     for i, (where, row) in enumerate(items):
         ex = meta_example(row, where, default_id=f"{path.stem}-{i}")
         if ex is not None:

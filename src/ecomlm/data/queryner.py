@@ -3,11 +3,11 @@ and BIO JSONL (``{"tokens": [...], "tags": [...]}``)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ecomlm.data._common import find_split_file
 from ecomlm.data.splits import fill_missing_splits, group_split
+from ecomlm.io import read_jsonl_lines
 from ecomlm.tasks.queryner import ENTITY_TYPES, NerExample
 
 VALID_TAGS = frozenset(["O"] + [f"{p}-{t}" for t in ENTITY_TYPES for p in "BI"])
@@ -61,18 +61,10 @@ def read_bio_jsonl(path: str | Path) -> list[NerExample]:
     """One ``{"tokens": [...], "tags": [...]}`` object per line (``ner_tags`` also accepted)."""
     path = Path(path)
     out: list[NerExample] = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{where}: invalid JSON ({e.msg})") from e
-            if not isinstance(row, dict):
-                raise ValueError(f"{where}: expected a JSON object")
-            out.append(example_from_bio(row, where, default_id=f"{path.stem}-{len(out)}"))
+    for where, row in read_jsonl_lines(path):
+        if not isinstance(row, dict):
+            raise ValueError(f"{where}: expected a JSON object")
+        out.append(example_from_bio(row, where, default_id=f"{path.stem}-{len(out)}"))
     return out
 
 

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import csv
-import json
 import re
 import sys
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 
 from ecomlm.data._common import clean_text, find_split_file, is_missing
 from ecomlm.data.splits import SPLITS, fill_missing_splits
+from ecomlm.io import read_json_checked, read_jsonl_lines
 from ecomlm.tasks.review_summ import ReviewSummExample
 
 _NUMBERED = re.compile(r"^(rev|summ|rating)(\d+)$")
@@ -179,20 +179,10 @@ def read_amasum_file(path: str | Path) -> list[ReviewSummExample]:
     path = Path(path)
     if path.suffix.lower() == ".jsonl":
         out = []
-        with open(path, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{path}:{lineno}: invalid JSON ({e.msg})") from e
-                out.append(amasum_example(obj, f"{path}:{lineno}", f"{path.stem}-{len(out)}"))
+        for where, obj in read_jsonl_lines(path):
+            out.append(amasum_example(obj, where, f"{path.stem}-{len(out)}"))
         return out
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}:{e.lineno}: invalid JSON ({e.msg})") from e
+    data = read_json_checked(path)
     if isinstance(data, list):
         return [
             amasum_example(o, f"{path} item {i}", f"{path.stem}-{i}") for i, o in enumerate(data)

@@ -1,17 +1,23 @@
 """Method registry. Adding a method = one module + one line here.
 
 Every entry maps a name to ``"module:Class"``; the class has a ``Config``
-dataclass attribute and follows ``ecomlm.methods.base.Method``.
+dataclass attribute, follows ``ecomlm.methods.base.Method`` and declares what it is
+(``family``, ``trains``, ``adapter``, ... see ``MethodInfo``), read with ``method_info``.
 """
 
 from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import Any
 
-from ecomlm.io import read_json
-from ecomlm.methods.base import METHOD_FILE, Method, config_from_dict
+from ecomlm.methods.base import (
+    METHOD_FILE,
+    Method,
+    MethodInfo,
+    config_from_dict,
+    method_info_of,
+    read_method_header,
+)
 from ecomlm.tasks import Task
 
 _REGISTRY: dict[str, str] = {
@@ -30,24 +36,40 @@ METHOD_NAMES = tuple(_REGISTRY)
 
 
 def get_method_class(name: str) -> type:
+    """The class registered as ``name`` (imported on first use)."""
     if name not in _REGISTRY:
         raise ValueError(f"unknown method {name!r}; choose one of {', '.join(_REGISTRY)}")
     module, attr = _REGISTRY[name].split(":")
     return getattr(importlib.import_module(module), attr)
 
 
+def method_info(name: str) -> MethodInfo:
+    """What method ``name`` declares; defaults for a name that is not registered (e.g. a
+    run folder of a method this install does not have)."""
+    if name not in _REGISTRY:
+        return MethodInfo()
+    return method_info_of(get_method_class(name))
+
+
 def make_method(name: str, task: Task, config: dict | None = None) -> Method:
+    """``Class(task, Config(**config))`` of method ``name``; unknown options raise."""
     cls = get_method_class(name)
     return cls(task, config_from_dict(cls.Config, config, where=f"method {name!r}: "))
 
 
 def load_method(path: str | Path) -> Method:
     """Load any saved method from its folder (dispatches on ``method.json``)."""
-    header_path = Path(path) / METHOD_FILE
-    if not header_path.exists():
-        raise FileNotFoundError(f"{header_path} not found: not a saved ecomlm method folder")
-    header: dict[str, Any] = read_json(header_path)
+    not_found = "not a saved ecomlm method folder"
+    header = read_method_header(Path(path) / METHOD_FILE, not_found, keys=())
     return get_method_class(header["method"]).load(path)
 
 
-__all__ = ["METHOD_NAMES", "Method", "get_method_class", "load_method", "make_method"]
+__all__ = [
+    "METHOD_NAMES",
+    "Method",
+    "MethodInfo",
+    "get_method_class",
+    "load_method",
+    "make_method",
+    "method_info",
+]

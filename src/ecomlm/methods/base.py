@@ -8,6 +8,7 @@ with defaults (PEFT habit) so the CLI and the YAML study fill the same object.
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -15,6 +16,30 @@ from ecomlm.io import read_json
 from ecomlm.tasks.base import Prediction, Task
 
 METHOD_FILE = "method.json"
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    """What a method is, declared as class attributes of the same names; consumers (study
+    grid, report, server, Ray executor) read these instead of matching method names.
+    A class that declares none of them gets these defaults (a trained, CPU-side method)."""
+
+    # report grouping and order: classical | plm | seq2seq | llm | icl | merge (else other)
+    family: str = "other"
+    trains: bool = True  # fits on the training split (study sizes, learning curves)
+    adapter: bool = False  # its run folder holds a LoRA adapter that merges / serve reuse
+    derived: bool = False  # built from other runs (their folders injected), e.g. a merge
+    uses_llm: bool = False  # runs a decoder LLM
+    k_shot: bool = False  # picks k demonstrations instead of training (study ``k`` lists)
+    lr_grid: tuple[float, ...] = ()  # default learning rates of a study's lr search
+    # rough seconds: (start-up, per train example or step x batch, per evaluated example)
+    estimate: tuple[float, float, float] = (10.0, 0.1, 0.2)
+
+
+def method_info_of(cls: type) -> MethodInfo:
+    """The ``MethodInfo`` a method class declares (defaults for what it leaves out)."""
+    names = [f.name for f in dataclasses.fields(MethodInfo)]
+    return MethodInfo(**{n: getattr(cls, n) for n in names if hasattr(cls, n)})
 
 
 @runtime_checkable
@@ -57,6 +82,20 @@ def method_header(method: Method, task_options: dict | None = None) -> dict:
         "task_options": task_options or getattr(method.task, "options", {}),
         "config": dataclasses.asdict(method.config),
     }
+
+
+def read_method_header(
+    header_path: Path, not_found: str, keys: tuple[str, ...] = ("method", "task")
+) -> dict:
+    """A saved method's ``method.json``; a missing file (``not_found`` says what the folder
+    should have been) or a missing key raises an error naming the file."""
+    if not header_path.exists():
+        raise FileNotFoundError(f"{header_path} not found: {not_found}")
+    header = read_json(header_path)
+    for key in keys:
+        if key not in header:
+            raise ValueError(f"{header_path}: missing key {key!r}")
+    return header
 
 
 def method_from_folder(cls: type, path: str | Path) -> tuple[Any, dict]:

@@ -13,20 +13,25 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-# Default grids (3 trials each) around each family's default learning rate.
-DEFAULT_LR_GRIDS: dict[str, tuple[float, ...]] = {
-    "bert": (2e-5, 5e-5, 1e-4),
-    "seq2seq": (2e-4, 5e-4, 1e-3),
-    "lora": (1e-4, 3e-4, 1e-3),
-}
+
+def default_lr_grid(method_name: str) -> tuple[float, ...]:
+    """The learning rates a study tries by default: the class's ``lr_grid`` (3 values
+    around its default lr for bert, seq2seq and lora; none for an unregistered name)."""
+    from ecomlm.methods import method_info
+
+    return method_info(method_name).lr_grid
 
 
-def tunable(method_name: str) -> bool:
-    """A method is tuned by learning rate when its config has an ``lr`` field."""
+def tunable(method_name: str, config: dict[str, Any] | None = None) -> bool:
+    """A method is tuned by learning rate when its config has an ``lr`` field, unless
+    the class says this config fits nothing (``fits_nothing(config)``, e.g. zero-shot)."""
     from ecomlm.methods import get_method_class
 
-    fields = {f.name for f in dataclasses.fields(get_method_class(method_name).Config)}
-    return "lr" in fields
+    cls = get_method_class(method_name)
+    if "lr" not in {f.name for f in dataclasses.fields(cls.Config)}:
+        return False
+    fits_nothing = getattr(cls, "fits_nothing", None)
+    return not (fits_nothing and fits_nothing(config or {}))
 
 
 def fit_with_lr_search(

@@ -77,20 +77,17 @@ class AdapterRun:
 def read_adapter_run(name: str, run_dir: str | Path) -> AdapterRun:
     """An ``AdapterRun`` from a LoRA run folder (or saved model folder) written by ecomlm."""
     from ecomlm.io import read_json
-    from ecomlm.methods.base import METHOD_FILE
+    from ecomlm.methods.base import METHOD_FILE, read_method_header
     from ecomlm.methods.llm.adapter_paths import ADAPTER_CONFIG, locate_adapter
     from ecomlm.tasks import get_task
 
     folder, method_dir = locate_adapter(run_dir)
     header_path = method_dir / METHOD_FILE
-    if not header_path.exists():
-        raise FileNotFoundError(
-            f"{header_path} not found: {run_dir} is not a LoRA run written by ecomlm "
-            "(expected <run>/model/method.json next to <run>/model/adapter/)"
-        )
-    header = read_json(header_path)
-    if "task" not in header:
-        raise ValueError(f"{header_path}: missing key 'task'")
+    not_found = (
+        f"{run_dir} is not a LoRA run written by ecomlm "
+        "(expected <run>/model/method.json next to <run>/model/adapter/)"
+    )
+    header = read_method_header(header_path, not_found, keys=("task",))
     config = header.get("config") or {}
     adapter_config = read_json(folder / ADAPTER_CONFIG)
     base = config.get("base_model") or adapter_config.get("base_model_name_or_path")

@@ -21,12 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from ecomlm.io import read_json
-from ecomlm.methods.base import METHOD_FILE, config_from_dict
+from ecomlm.methods import method_info
+from ecomlm.methods.base import METHOD_FILE, config_from_dict, read_method_header
 from ecomlm.methods.llm.adapter_paths import ADAPTER_CONFIG, adapter_dir
 from ecomlm.tasks import Prediction, Task, get_task
 from ecomlm.tasks.base import Messages
-
-ADAPTER_METHODS = ("lora", "merge")
 
 
 class UnknownModelError(KeyError):
@@ -120,23 +119,17 @@ def parse_run_arg(arg: str) -> tuple[str | None, Path]:
 def read_header(run_dir: Path) -> dict:
     """``model/method.json`` of a run folder (or of a bare saved-method folder)."""
     model_dir = run_dir / "model" if (run_dir / "model").is_dir() else run_dir
-    header_path = model_dir / METHOD_FILE
-    if not header_path.exists():
-        raise FileNotFoundError(
-            f"{header_path} not found: {run_dir} is not an ecomlm run folder "
-            "(expected config.yaml and model/method.json)"
-        )
-    header = read_json(header_path)
-    for key in ("method", "task"):
-        if key not in header:
-            raise ValueError(f"{header_path}: missing key {key!r}")
+    not_found = (
+        f"{run_dir} is not an ecomlm run folder (expected config.yaml and model/method.json)"
+    )
+    header = read_method_header(model_dir / METHOD_FILE, not_found)
     header["_model_dir"] = str(model_dir)
     return header
 
 
 def adapter_base(header: dict) -> str | None:
     """The base LLM of an adapter run, or None when the run is not a PEFT adapter."""
-    if header["method"] not in ADAPTER_METHODS:
+    if not method_info(header["method"]).adapter:  # e.g. lora, merge
         return None
     try:
         folder = adapter_dir(header["_model_dir"])

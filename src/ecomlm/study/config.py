@@ -18,7 +18,7 @@ e.g. ``study.yaml: methods[2].name: unknown method 'bertt'``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -131,6 +131,7 @@ class MethodEntry(_Entry):
 class MixedEntry(_Entry):
     """One LoRA adapter trained on the union of ``tasks``, evaluated on each task."""
 
+    method: ClassVar[str] = "lora"  # the method that trains it (its ``mix_tasks`` option)
     label: str = "lora-mixed"
 
 
@@ -142,6 +143,7 @@ class AdapterRef(_Strict):
 
 
 class MergeEntry(_Entry):
+    method: ClassVar[str] = "merge"  # the method that merges the referenced adapters
     label: str
     adapters: list[str | AdapterRef] = Field(min_length=1)
     # True: merge the referenced entries' adapters of every task (an across-task merge);
@@ -157,9 +159,9 @@ class TuningConfig(_Strict):
     lr: dict[str, list[float]] = Field(default_factory=dict)
 
     def grid(self, method: str) -> list[float]:
-        from ecomlm.methods.tuning import DEFAULT_LR_GRIDS
+        from ecomlm.methods.tuning import default_lr_grid
 
-        values = list(self.lr.get(method) or DEFAULT_LR_GRIDS.get(method, ()))
+        values = list(self.lr.get(method) or default_lr_grid(method))
         if len(values) < self.trials:
             raise ValueError(
                 f"tuning.lr.{method}: {len(values)} learning rates for {self.trials} trials; "
@@ -256,6 +258,20 @@ def load_study(path: str | Path) -> StudyConfig:
     return parse_study(data, where=str(path.name))
 
 
+def _k_shot(method: str) -> bool:
+    from ecomlm.methods import method_info
+
+    return method_info(method).k_shot
+
+
+def _trains_adapter(method: str) -> bool:
+    """Its runs hold an adapter a merge can reference (a trained one, not itself a merge)."""
+    from ecomlm.methods import method_info
+
+    info = method_info(method)
+    return info.adapter and not info.derived
+
+
 def entry_label(entry: MethodEntry | MixedEntry | MergeEntry) -> str:
     return entry.label or getattr(entry, "name", "")
 
@@ -288,7 +304,7 @@ def check_references(cfg: StudyConfig, where: str) -> None:
                     raise StudyConfigError(
                         f"{loc}.task_config.{t}: task {t!r} is not in the study's tasks"
                     )
-            if isinstance(entry, MethodEntry) and entry.k is not None and entry.name != "icl":
+            if isinstance(entry, MethodEntry) and entry.k is not None and not _k_shot(entry.name):
                 raise StudyConfigError(f"{loc}.k: only icl entries take a k list")
             if isinstance(entry, MergeEntry | MixedEntry) and "adapters" in entry.config:
                 raise StudyConfigError(
@@ -296,7 +312,7 @@ def check_references(cfg: StudyConfig, where: str) -> None:
                 )
     if cfg.mixed and any(len(m.tasks or task_names) < 2 for m in cfg.mixed):
         raise StudyConfigError(f"{where}: mixed: a mixed-task entry needs at least 2 tasks")
-    lora_labels = {entry_label(m) for m in cfg.methods if m.name == "lora"}
+    lora_labels = {entry_label(m) for m in cfg.methods if cfg.merges and _trains_adapter(m.name)}
     for i, merge in enumerate(cfg.merges):
         for j, ref in enumerate(merge.adapters):
             label = ref if isinstance(ref, str) else ref.label

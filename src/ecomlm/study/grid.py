@@ -6,10 +6,10 @@ the same config always gives the same ids (that is what makes resume work) and
 a changed setting gives a new run instead of silently reusing an old one.
 
 Run kinds (``family``): a method entry's name (classical, bert, seq2seq, lora,
-icl); ``lora-mixed`` (the training run of a mixed-task adapter is also its
-evaluation on the first task; the other tasks get evaluation-only runs that
-load that adapter); ``merge`` (evaluation of a merged adapter; depends on the
-adapter runs it merges).
+icl, or any registered method); ``lora-mixed`` (``MIXED_KIND``: the training run of a
+mixed-task adapter is also its evaluation on the first task; the other tasks get
+evaluation-only runs that load that adapter); ``merge`` (evaluation of a merged
+adapter; depends on the adapter runs it merges).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from ecomlm.methods import method_info
 from ecomlm.runs import RunSpec
 from ecomlm.study.config import (
     AdapterRef,
@@ -38,7 +39,7 @@ class PlannedRun:
     id: str
     label: str  # display label: the entry label, plus -k<k> for icl
     entry: str  # the config entry's label
-    family: str  # classical | bert | seq2seq | lora | icl | lora-mixed | merge
+    family: str  # the method entry's name | lora-mixed (MIXED_KIND) | merge
     task: str
     train_size: TrainSize
     seed: int
@@ -55,6 +56,9 @@ class PlannedRun:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PlannedRun:
         return cls(**{**d, "spec": RunSpec(**d["spec"])})
+
+
+MIXED_KIND = "lora-mixed"  # run kind of the ``mixed`` section's runs
 
 
 def size_tag(size: TrainSize) -> str:
@@ -144,9 +148,7 @@ class _Grid:
         from ecomlm.methods.tuning import tunable
 
         tuning = self.cfg.tuning
-        if tuning is None or config.get("adapter_path") or not tunable(method):
-            return None
-        if method == "lora" and config.get("max_steps") == 0:  # zero-shot: nothing to tune
+        if tuning is None or config.get("adapter_path") or not tunable(method, config):
             return None
         return tuning.grid(method) or None
 
@@ -157,7 +159,7 @@ class _Grid:
         if entry.train_sizes is not None:
             return list(entry.train_sizes)
         sizes = self.cfg.task(task).train_sizes or self.cfg.train_sizes
-        if isinstance(entry, MethodEntry) and entry.name == "icl":
+        if isinstance(entry, MethodEntry) and method_info(entry.name).k_shot:
             return [_largest(sizes)]  # ICL only picks demonstrations: one pool size
         return list(sizes)
 
@@ -180,9 +182,8 @@ def _expand_method(g: _Grid, entry: MethodEntry) -> None:
                     continue
                 for k in entry.k:
                     spec = g.spec(task, entry.name, size, seed, {**config, "k": k})
-                    g.add(
-                        _make_run(label=f"{label}-k{k}", entry=label, family="icl", spec=spec, k=k)
-                    )
+                    name = f"{label}-k{k}"
+                    g.add(_make_run(label=name, entry=label, family=entry.name, spec=spec, k=k))
 
 
 def _expand_mixed(g: _Grid, entry: MixedEntry) -> None:
@@ -197,17 +198,17 @@ def _expand_mixed(g: _Grid, entry: MixedEntry) -> None:
             train = _make_run(
                 label=label,
                 entry=label,
-                family="lora-mixed",
-                spec=g.spec(first, "lora", size, seed, config),
+                family=MIXED_KIND,
+                spec=g.spec(first, entry.method, size, seed, config),
             )
             g.add(train)
             for task in tasks[1:]:
-                spec = g.spec(task, "lora", size, seed, g.config_of(entry, task))
+                spec = g.spec(task, entry.method, size, seed, g.config_of(entry, task))
                 g.add(
                     _make_run(
                         label=label,
                         entry=label,
-                        family="lora-mixed",
+                        family=MIXED_KIND,
                         spec=spec,
                         deps=[train.id],
                         inject={"adapter_path": train.id},
@@ -260,12 +261,12 @@ def _expand_merge(g: _Grid, i: int, entry: MergeEntry) -> None:
                         f"merges[{i}]: merging needs at least 2 adapters, got {len(deps)} "
                         f"for task {task} (set across_tasks: true or list more labels)"
                     )
-                spec = g.spec(task, "merge", size, seed, g.config_of(entry, task))
+                spec = g.spec(task, entry.method, size, seed, g.config_of(entry, task))
                 g.add(
                     _make_run(
                         label=label,
                         entry=label,
-                        family="merge",
+                        family=entry.method,
                         spec=spec,
                         deps=deps,
                         inject={"adapters": deps},
@@ -309,25 +310,16 @@ def waves(runs: list[PlannedRun]) -> list[list[PlannedRun]]:
 # --------------------------------------------------------------------------- estimates
 
 # Rough seconds on 2 idle CPU cores with the default small models (SmolLM2-135M,
-# MiniLM, MiniLM encoder-decoder): fixed start-up + per train example (per example
-# of max_steps x batch_size for LoRA) + per evaluated example. Guesses checked
-# against single runs (classical, bert), not yet calibrated end to end; real
-# times vary with text length and hardware.
-ESTIMATE: dict[str, tuple[float, float, float]] = {
-    "classical": (2.0, 0.002, 0.002),
-    "bert": (15.0, 0.15, 0.02),
-    "seq2seq": (10.0, 0.15, 0.25),
-    "lora": (15.0, 0.5, 0.3),
-    "lora-mixed": (15.0, 0.5, 0.3),
-    "icl": (10.0, 0.0, 0.6),
-    "merge": (12.0, 0.0, 0.3),
-}
-_FALLBACK = (10.0, 0.1, 0.2)
+# MiniLM, MiniLM encoder-decoder), each method class's ``estimate``: fixed start-up +
+# per train example (per example of max_steps x batch_size for a trained LLM) + per
+# evaluated example. Guesses checked against single runs (classical, bert), not yet
+# calibrated end to end; real times vary with text length and hardware.
 _ASSUMED_SPLIT = 1000  # train/eval size assumed when the config says "all"
 
 
 def estimate_seconds(run: PlannedRun) -> float:
-    fixed, per_train, per_eval = ESTIMATE.get(run.family, _FALLBACK)
+    info = method_info(run.spec.method)
+    fixed, per_train, per_eval = info.estimate
     n_eval = run.spec.max_eval or _ASSUMED_SPLIT
     if run.role == "eval":
         return fixed + per_eval * n_eval
@@ -335,7 +327,7 @@ def estimate_seconds(run: PlannedRun) -> float:
     size = run.train_size
     n_train = size if isinstance(size, int) else _ASSUMED_SPLIT
     n_train *= len(run.spec.lr_grid or [None])  # an lr search fits once per trial
-    if run.family in ("lora", "lora-mixed"):
+    if info.uses_llm and info.trains:  # step budget (LoRA): max_steps x batch_size
         tasks = len(cfg.get("mix_tasks") or {}) or 1
         steps = cfg.get("max_steps")
         batch = cfg.get("batch_size", 8)

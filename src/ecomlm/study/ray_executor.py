@@ -30,22 +30,23 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-# methods that never touch a GPU, whatever their config says
-CPU_ONLY_METHODS = {"classical"}
 DEFAULT_NUM_CPUS = 1.0
 
 
 def _method_device(method: str, config: Mapping[str, Any]) -> str | None:
-    """The method's effective ``device`` setting: the config's, else its Config default."""
-    if "device" in config:
-        return str(config["device"])
+    """The method's effective ``device`` setting: the config's, else its Config default;
+    None for a method whose Config has no ``device`` (CPU only, e.g. the classical floors)."""
     try:
         from ecomlm.methods import get_method_class
 
         fields = {f.name: f for f in dataclasses.fields(get_method_class(method).Config)}
     except Exception:
+        fields = None
+    if fields is not None and "device" not in fields:
         return None
-    field = fields.get("device")
+    if "device" in config:
+        return str(config["device"])
+    field = (fields or {}).get("device")
     if field is None or field.default is dataclasses.MISSING:
         return None
     return str(field.default)
@@ -60,10 +61,8 @@ def resources_for(
     """Ray resource request (``num_cpus``, ``num_gpus``) for one run's spec."""
     method = str(spec.get("method", ""))
     config = spec.get("method_config") or {}
-    wants_gpu = False
-    if method not in CPU_ONLY_METHODS:
-        device = _method_device(method, config)
-        wants_gpu = device is not None and (device == "auto" or device.startswith("cuda"))
+    device = _method_device(method, config)
+    wants_gpu = device is not None and (device == "auto" or device.startswith("cuda"))
     request = {"num_cpus": float(num_cpus), "num_gpus": 1.0 if wants_gpu and cluster_gpus else 0.0}
     override = (per_method or {}).get(method, {})
     unknown = set(override) - {"num_cpus", "num_gpus"}

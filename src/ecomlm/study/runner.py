@@ -167,14 +167,14 @@ def check_method_configs(cfg: StudyConfig, where: str = "study") -> None:
         except Exception as e:
             raise StudyConfigError(f"{where}: tasks[{i}].options: {e}") from None
     all_tasks = [t.name for t in cfg.tasks]
-    sections: list[tuple[str, list, str | None]] = [
-        ("methods", cfg.methods, None),
-        ("mixed", cfg.mixed, "lora"),
-        ("merges", cfg.merges, "merge"),
+    sections: list[tuple[str, list]] = [
+        ("methods", cfg.methods),
+        ("mixed", cfg.mixed),
+        ("merges", cfg.merges),
     ]
-    for section, entries, fixed in sections:
+    for section, entries in sections:
         for i, entry in enumerate(entries):
-            name = fixed or entry.name
+            name = getattr(entry, "method", None) or entry.name
             loc = f"{where}: {section}[{i}]"
             try:
                 cls = get_method_class(name)
@@ -263,7 +263,7 @@ def plan_text(runs: list[PlannedRun], store: ResultStore) -> str:
     lines.append(
         f"{len(runs)} runs, {n_todo} to run, estimated {_fmt_seconds(todo_s)} "
         "(rough: per-method start-up + per train example/step + per evaluated example, "
-        "constants in ecomlm.study.grid.ESTIMATE, guessed for 2 idle CPU cores)"
+        "each method class's estimate, guessed for 2 idle CPU cores)"
     )
     return "\n".join(lines)
 

@@ -32,7 +32,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ecomlm.tasks.base import SYSTEM_PROMPT, Messages, Prediction
+from ecomlm.tasks.base import SYSTEM_PROMPT, Messages, Prediction, TaskBase, nonempty
 from ecomlm.tasks.metrics import (
     ROUGE_TYPES,
     check_aligned,
@@ -40,6 +40,7 @@ from ecomlm.tasks.metrics import (
     corpus_bleu,
     gold_values,
     means,
+    raw_text,
     require_gold,
     rouge_per_example,
     text_value,
@@ -114,15 +115,51 @@ def hallucination_flags(examples: list[DescGenExample], texts: list[str]) -> dic
     return out
 
 
-class DescGenTask:
+class DescGenTask(TaskBase):
     name = "desc_gen"
     example_type = DescGenExample
     main_metric = "rougeL"
     max_new_tokens = 128  # generation budget of an answer (LLM methods)
     labels = None
+    kind = "generation"
+    classical_floor = "template"
+    hf_columns = {
+        "title": ("title", "product_title"),
+        "brand": ("brand", "product_brand", "store"),
+        "color": ("color", "product_color"),
+        "feature": ("bullets", "feature", "features", "product_bullet_point"),
+        "description": ("description", "product_description"),
+        "category": ("category", "main_cat", "main_category", "categories"),
+        "id": ("id", "asin", "parent_asin", "product_id"),
+    }
+    row_loader = "ecomlm.data.products:meta_example"  # None for a row without description
 
     def __init__(self) -> None:
         self.options: dict[str, Any] = {}
+
+    # -- inputs for generic methods and loaders --------------------------------------------
+    def input_text(self, ex: DescGenExample) -> str:
+        return " ".join(p for p in (ex.title, ex.brand, ex.color) if p)
+
+    def source_text(self, ex: DescGenExample) -> str:
+        """Input text of a text-to-text model: ``title: ... | brand: ... | features: ...``."""
+        parts = [f"title: {ex.title}"]
+        for name in ("brand", "color", "category"):
+            if getattr(ex, name):
+                parts.append(f"{name}: {getattr(ex, name)}")
+        if ex.bullets:
+            parts.append("features: " + " ; ".join(b.strip() for b in ex.bullets if b))
+        return " | ".join(parts)
+
+    def target_texts(self, ex: DescGenExample) -> list[str]:
+        return [ex.description] if ex.description and ex.description.strip() else []
+
+    def input_problem(self, ex: DescGenExample, need_gold: bool = False) -> tuple[str, str] | None:
+        if not nonempty(ex.title):
+            return "title", "is missing or empty"
+        if need_gold and not nonempty(ex.description):
+            return "description", "is empty; training needs a reference description"
+        return None
 
     def messages(self, ex: DescGenExample) -> Messages:
         lines = [INSTRUCTION, "", f"Title: {' '.join(ex.title.split())}"]
@@ -146,7 +183,7 @@ class DescGenTask:
         return require_gold(self, ex)
 
     def parse(self, text: str, ex: DescGenExample | None = None) -> Prediction:
-        raw = text if isinstance(text, str) else ("" if text is None else str(text))
+        raw = raw_text(text)
         value = clean_generation(raw, ("description", "product description"))
         return Prediction(value, bool(value), raw)
 

@@ -27,12 +27,20 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from ecomlm.tasks.base import SYSTEM_PROMPT, Messages, Prediction
+from ecomlm.tasks.base import (
+    SYSTEM_PROMPT,
+    Messages,
+    Prediction,
+    TaskBase,
+    label_problem,
+    nonempty,
+)
 from ecomlm.tasks.metrics import (
     check_aligned,
     classification_metrics,
     gold_values,
     means,
+    raw_text,
     require_gold,
     truncate,
 )
@@ -99,11 +107,61 @@ def _bullets(text: str | None) -> str:
     return "; ".join(b for b in (_clean(line) for line in (text or "").splitlines()) if b)
 
 
-class EsciTask:
+def product_text(ex: EsciExample, bullets_chars: int = 400, description_chars: int = 400) -> str:
+    """Product side of a pair: title, brand, color, then (clipped) bullets/description."""
+    parts = [ex.product_title]
+    if ex.product_brand:
+        parts.append(f"brand: {ex.product_brand}")
+    if ex.product_color:
+        parts.append(f"color: {ex.product_color}")
+    if ex.product_bullets:
+        parts.append(" ".join(ex.product_bullets.split())[:bullets_chars])
+    if ex.product_description:
+        parts.append(" ".join(ex.product_description.split())[:description_chars])
+    return " | ".join(p for p in parts if p)
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"\w+", text.lower())
+
+
+def pair_features(ex: EsciExample) -> str:
+    """Bag of typed tokens for one pair (query words in the title / elsewhere in the
+    product / absent, title words, overlap share); the classical floor's TF-IDF input."""
+    title = set(_words(ex.product_title))
+    product = set(_words(product_text(ex)))
+    feats = []
+    for w in _words(ex.query):
+        feats.append(f"q={w}")
+        feats.append(f"qin={w}" if w in title else (f"qprod={w}" if w in product else f"qout={w}"))
+    feats += [f"t={w}" for w in title]
+    q = set(_words(ex.query))
+    overlap = len(q & title) / max(1, len(q))
+    feats.append(f"overlap={round(overlap * 4)}")  # quantized share of query words in title
+    feats.append(f"allin={int(q <= product)}")
+    return " ".join(feats)
+
+
+class EsciTask(TaskBase):
     name = "esci"
     example_type = EsciExample
     main_metric = "accuracy"
     max_new_tokens = 8  # generation budget of an answer (LLM methods)
+    kind = "classification"
+    classical_floor = "classify"
+    hf_columns = {
+        "query": ("query",),
+        "product_title": ("product_title", "title"),
+        "esci_label": ("esci_label", "label", "labels"),
+        "product_brand": ("product_brand", "brand"),
+        "product_color": ("product_color", "color"),
+        "product_bullet_point": ("product_bullet_point", "product_bullets", "bullets"),
+        "product_description": ("product_description", "description"),
+        "query_id": ("query_id",),
+        "product_id": ("product_id",),
+        "example_id": ("example_id", "id"),
+    }
+    row_loader = "ecomlm.data.esci:row_to_example"
 
     def __init__(self, ways: int = 4):
         if ways not in (2, 4):
@@ -157,9 +215,29 @@ class EsciTask:
         """The same answer space as a regular expression (transformers constrained path)."""
         return "(" + "|".join(re.escape(label) for label in self.labels) + ")"
 
+    # -- inputs for generic methods and loaders --------------------------------------------
+    def input_text(self, ex: EsciExample) -> str:
+        return f"{ex.query} | {ex.product_title}"
+
+    def text_pair(self, ex: EsciExample) -> tuple[str, str]:
+        return ex.query, product_text(ex)
+
+    def classical_text(self, ex: EsciExample) -> str:
+        return pair_features(ex)
+
+    def input_problem(self, ex: EsciExample, need_gold: bool = False) -> tuple[str, str] | None:
+        if not nonempty(ex.query):
+            return "query", "is missing or empty"
+        if not isinstance(ex.product_title, str):
+            return "product_title", "must be a string"
+        return label_problem(self, ex) if need_gold else None
+
+    def split_key(self, ex: EsciExample) -> str:
+        return ex.query_id or ex.query
+
     # -- parsing ------------------------------------------------------------------------
     def parse(self, text: str, ex: EsciExample | None = None) -> Prediction:
-        raw = text if isinstance(text, str) else ("" if text is None else str(text))
+        raw = raw_text(text)
         letter = _LETTER.match(raw)
         if letter and letter.group(1).upper() in self._letters:
             return Prediction(self._letters[letter.group(1).upper()], True, raw)

@@ -123,6 +123,11 @@ def truncate(text: str, max_chars: int) -> str:
     return cut + " ..."
 
 
+def raw_text(text: Any) -> str:
+    """A model's answer as a string (None -> ""), for parsers that never raise."""
+    return text if isinstance(text, str) else ("" if text is None else str(text))
+
+
 def clean_generation(text: str | None, prefixes: Sequence[str]) -> str:
     """Strip whitespace, one leading label such as 'Summary:' and wrapping quotes."""
     out = (text or "").strip()

@@ -49,8 +49,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from ecomlm.tasks.base import SYSTEM_PROMPT, Messages, Prediction
-from ecomlm.tasks.metrics import check_aligned, gold_values, mean, require_gold
+from ecomlm.tasks.base import SYSTEM_PROMPT, Messages, Prediction, TaskBase, nonempty
+from ecomlm.tasks.metrics import check_aligned, gold_values, mean, raw_text, require_gold
 
 ENTITY_TYPES = (
     "UoM", "color", "condition", "content", "core_product_type", "creator", "department",
@@ -137,15 +137,37 @@ def _locate(tokens: list[str], span: list[str], cursor: int, taken: list[bool]):
     return None
 
 
-class QueryNerTask:
+class QueryNerTask(TaskBase):
     name = "queryner"
     example_type = NerExample
     main_metric = "f1"
     max_new_tokens = 64  # generation budget of an answer (LLM methods)
     labels = None
+    kind = "tagging"
+    classical_floor = "crf"
+    hf_columns = {"tokens": ("tokens", "words"), "tags": ("tags", "ner_tags", "labels"),
+                  "id": ("id",)}  # fmt: skip
+    row_loader = "ecomlm.data.queryner:example_from_bio"
 
     def __init__(self) -> None:
         self.options: dict[str, Any] = {}
+
+    def input_text(self, ex: NerExample) -> str:
+        return " ".join(ex.tokens)
+
+    def input_problem(self, ex: NerExample, need_gold: bool = False) -> tuple[str, str] | None:
+        toks = ex.tokens
+        if not isinstance(toks, list) or not toks:
+            return "tokens", "is missing or empty (need a non-empty list of words)"
+        for j, tok in enumerate(toks):
+            if not nonempty(tok):
+                return "tokens", f"has an empty or non-string word at position {j}"
+        if need_gold and (not isinstance(ex.tags, list) or len(ex.tags) != len(toks)):
+            return "tags", f"must be a list of {len(toks)} BIO tags, one per token"
+        return None
+
+    def split_key(self, ex: NerExample) -> str:
+        return " ".join(ex.tokens).lower()
 
     def messages(self, ex: NerExample) -> Messages:
         return [
@@ -200,7 +222,7 @@ class QueryNerTask:
         return f"(none|{line}(\\n{line})*)"
 
     def parse(self, text: str, ex: NerExample) -> Prediction:
-        raw = text if isinstance(text, str) else ("" if text is None else str(text))
+        raw = raw_text(text)
         try:
             tokens = [str(t) for t in ex.tokens]
         except Exception:  # noqa: BLE001 - a parser never raises

@@ -21,12 +21,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ecomlm.tasks.base import SYSTEM_PROMPT, Messages, Prediction
+from ecomlm.tasks.base import SYSTEM_PROMPT, Messages, Prediction, TaskBase, nonempty
 from ecomlm.tasks.metrics import (
     check_aligned,
     clean_generation,
     gold_values,
     means,
+    raw_text,
     require_gold,
     rouge_per_example,
     text_value,
@@ -49,15 +50,57 @@ class ReviewSummExample:
     id: str = ""
 
 
-class ReviewSummTask:
+class ReviewSummTask(TaskBase):
     name = "review_summ"
     example_type = ReviewSummExample
     main_metric = "rougeL"
     max_new_tokens = 96  # generation budget of an answer (LLM methods)
     labels = None
+    kind = "generation"
+    classical_floor = "extractive"
+    hf_columns = {
+        "reviews": ("reviews", "customer_reviews"),
+        "summaries": ("summaries", "summary", "website_summaries"),
+        "product_title": ("product_title", "title"),
+        "category": ("category", "cat"),
+        "id": ("id", "group_id", "asin"),
+    }
+    row_loader = "ecomlm.data.reviews:amasum_example"
 
     def __init__(self) -> None:
         self.options: dict[str, Any] = {}
+
+    # -- inputs for generic methods and loaders --------------------------------------------
+    def input_text(self, ex: ReviewSummExample) -> str:
+        return " ".join([ex.product_title, *ex.reviews]).strip()
+
+    def source_text(self, ex: ReviewSummExample) -> str:
+        """Input text of a text-to-text model: the title, then the reviews."""
+        head = f"{ex.product_title}: " if ex.product_title else ""
+        return head + " ".join(r.strip() for r in ex.reviews if r and r.strip())
+
+    def target_texts(self, ex: ReviewSummExample) -> list[str]:
+        """Reference texts to train on (FewSum has several summaries per product)."""
+        return [s for s in ex.summaries if s and s.strip()]
+
+    def input_problem(
+        self, ex: ReviewSummExample, need_gold: bool = False
+    ) -> tuple[str, str] | None:
+        if not isinstance(ex.reviews, list) or not any(map(nonempty, ex.reviews)):
+            return "reviews", "is missing or empty (need a list of review texts)"
+        if need_gold and not any(map(nonempty, ex.summaries or [])):
+            return "summaries", "is empty; training needs at least one summary"
+        return None
+
+    def hf_fill(self, row: dict[str, Any], out: dict[str, Any]) -> None:
+        """FewSum-style wide columns: ``rev1..revN`` and ``summ1..summN``."""
+        if "reviews" not in out:
+            revs = sorted(k for k in row if k.startswith("rev") and k[3:].isdigit())
+            out["reviews"] = [row[k] for k in sorted(revs, key=lambda k: int(k[3:]))]
+        if "summaries" not in out:
+            summs = sorted((k for k in row if k.startswith("summ") and k[4:].isdigit()),
+                           key=lambda k: int(k[4:]))  # fmt: skip
+            out["summaries"] = [row[k] for k in summs if row[k]]
 
     def messages(self, ex: ReviewSummExample) -> Messages:
         lines = [INSTRUCTION, ""]
@@ -79,7 +122,7 @@ class ReviewSummTask:
         return require_gold(self, ex)[0]
 
     def parse(self, text: str, ex: ReviewSummExample | None = None) -> Prediction:
-        raw = text if isinstance(text, str) else ("" if text is None else str(text))
+        raw = raw_text(text)
         value = clean_generation(raw, ("summary",))
         return Prediction(value, bool(value), raw)
 

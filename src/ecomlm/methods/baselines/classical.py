@@ -1,12 +1,16 @@
 """Classical floors, CPU seconds each: what a team without deep learning would ship.
 
-- ``esci``: TF-IDF features of query / product text and of query-word overlap with the
-  product (``qin=``/``qout=`` features), logistic regression; C picked on dev.
-- ``queryner``: linear-chain CRF (sklearn-crfsuite) with word features in a ±2 window.
-- ``review_summ``: extractive centroid summarizer (TF-IDF, cosine to the product's
+The task picks its floor (``classical_floor``; ``classify`` for any labelled task):
+
+- ``classify`` (esci): TF-IDF over the task's ``classical_text`` (ESCI: typed query /
+  product tokens and query-word overlap, ``qin=``/``qout=``) or the words of its
+  ``input_text``, logistic regression; C picked on dev.
+- ``crf`` (queryner): linear-chain CRF (sklearn-crfsuite) with word features in a ±2
+  window over ``ex.tokens``.
+- ``extractive`` (review_summ): centroid summarizer (TF-IDF, cosine to the product's
   centroid, redundancy filter); the word budget is learned from training summaries.
-- ``desc_gen``: attribute templates (title, brand, color, bullets); the template with
-  the best dev ROUGE-L is kept.
+- ``template`` (desc_gen): attribute templates (title, brand, color, bullets); the
+  template with the best dev ROUGE-L is kept.
 """
 
 from __future__ import annotations
@@ -20,9 +24,9 @@ from typing import Any
 
 from ecomlm.io import atomic_path, write_json
 from ecomlm.methods.base import METHOD_FILE, method_from_folder, method_header
-from ecomlm.methods.baselines.hf_train import check_examples, esci_product_text, require_task
+from ecomlm.methods.baselines.hf_train import check_examples, require_task
 from ecomlm.methods.convergence import training_record
-from ecomlm.tasks.base import Prediction
+from ecomlm.tasks.base import Prediction, classical_floor, task_hook
 
 MODEL_FILE = "model.joblib"
 _WORD = re.compile(r"\w+")
@@ -55,22 +59,6 @@ class ClassicalConfig:
 
 def _words(text: str) -> list[str]:
     return _WORD.findall(text.lower())
-
-
-def _esci_features(ex: Any) -> str:
-    """Bag of typed tokens for one pair; TF-IDF weights them."""
-    title = set(_words(ex.product_title))
-    product = set(_words(esci_product_text(ex)))
-    feats = []
-    for w in _words(ex.query):
-        feats.append(f"q={w}")
-        feats.append(f"qin={w}" if w in title else (f"qprod={w}" if w in product else f"qout={w}"))
-    feats += [f"t={w}" for w in title]
-    q = set(_words(ex.query))
-    overlap = len(q & title) / max(1, len(q))
-    feats.append(f"overlap={round(overlap * 4)}")  # quantized share of query words in title
-    feats.append(f"allin={int(q <= product)}")
-    return " ".join(feats)
 
 
 def _word_features(tokens: list[str], i: int) -> dict[str, Any]:
@@ -120,11 +108,14 @@ def _render(template: str, ex: Any) -> str:
 class ClassicalMethod:
     name = "classical"
     Config = ClassicalConfig
-    supported_tasks = ("esci", "queryner", "review_summ", "desc_gen")
+    family = "classical"  # what it is (``ecomlm.methods.base.MethodInfo``)
+    estimate = (2.0, 0.002, 0.002)
+    floors = ("classify", "crf", "extractive", "template")
 
     def __init__(self, task: Any, config: ClassicalConfig | None = None) -> None:
-        if task.name not in self.supported_tasks and not task.labels:
-            require_task(self.name, task, self.supported_tasks)  # raises: nothing fits
+        floor = classical_floor(task)
+        needs = f"labels or a classical_floor ({', '.join(self.floors)})"
+        require_task(self.name, task, floor in self.floors, needs)
         self.task = task
         self.config = config or ClassicalConfig()
         self.model: Any = None  # fitted estimator (esci, queryner, review_summ) or None
@@ -173,16 +164,15 @@ class ClassicalMethod:
 
     @property
     def _kind(self) -> str:
-        """The floor for this task: its own (queryner, review_summ, desc_gen) or, for any
-        classification task (esci or one added later), TF-IDF + logistic regression."""
-        if self.task.name in ("queryner", "review_summ", "desc_gen"):
-            return self.task.name
-        return "classify"
+        """The floor the task declares (``classical_floor``): classify for any labelled
+        task that does not say otherwise."""
+        return str(classical_floor(self.task))
 
     def _classify_text(self, ex: Any) -> str:
-        if self.task.name == "esci":  # typed query/product overlap features
-            return _esci_features(ex)
-        return " ".join(_words(self.task.input_text(ex)))
+        features = getattr(self.task, "classical_text", None)  # e.g. esci: typed overlap
+        if features is not None:
+            return features(ex)
+        return " ".join(_words(task_hook(self.task, "input_text")(ex)))
 
     def _fit_classify(self, train: list[Any], dev: list[Any]) -> None:
         from sklearn.feature_extraction.text import TfidfVectorizer
@@ -217,7 +207,7 @@ class ClassicalMethod:
         _, self.state["C"], self.model = best
         self.extra_cost = {"C": self.state["C"], "best_dev_score": best[0] if dev else None}
 
-    def _fit_queryner(self, train: list[Any], dev: list[Any]) -> None:
+    def _fit_crf(self, train: list[Any], dev: list[Any]) -> None:
         import sklearn_crfsuite
 
         cfg = self.config
@@ -232,7 +222,7 @@ class ClassicalMethod:
         self.model.fit(X, [ex.tags for ex in train])
         self.extra_cost = {"best_dev_score": self._dev_score(dev) if dev else None}
 
-    def _fit_review_summ(self, train: list[Any], dev: list[Any]) -> None:
+    def _fit_extractive(self, train: list[Any], dev: list[Any]) -> None:
         from sklearn.feature_extraction.text import TfidfVectorizer
 
         corpus = [s for ex in train for s in _sentences(ex.reviews)] or [
@@ -246,7 +236,7 @@ class ClassicalMethod:
             "best_dev_score": self._dev_score(dev) if dev else None,
         }
 
-    def _fit_desc_gen(self, train: list[Any], dev: list[Any]) -> None:
+    def _fit_template(self, train: list[Any], dev: list[Any]) -> None:
         choices = [self.config.template] if self.config.template >= 0 else range(len(TEMPLATES))
         pick = dev or train[:200]  # without dev, choose on (a slice of) train: no parameters
         scored = []
@@ -278,11 +268,11 @@ class ClassicalMethod:
             out.append(Prediction(value=max(scores, key=scores.get), scores=scores))
         return out
 
-    def _predict_queryner(self, examples: list[Any]) -> list[Prediction]:
+    def _predict_crf(self, examples: list[Any]) -> list[Prediction]:
         X = [[_word_features(ex.tokens, i) for i in range(len(ex.tokens))] for ex in examples]
         return [Prediction(value=list(tags), raw=" ".join(tags)) for tags in self.model.predict(X)]
 
-    def _predict_review_summ(self, examples: list[Any]) -> list[Prediction]:
+    def _predict_extractive(self, examples: list[Any]) -> list[Prediction]:
         import numpy as np
 
         budget = self.state["max_words"]
@@ -305,7 +295,7 @@ class ClassicalMethod:
             out.append(Prediction(value=text, raw=text))
         return out
 
-    def _predict_desc_gen(self, examples: list[Any]) -> list[Prediction]:
+    def _predict_template(self, examples: list[Any]) -> list[Prediction]:
         template = TEMPLATES[self.state["template"]]
         return [Prediction(value=t, raw=t) for t in (_render(template, ex) for ex in examples)]
 

@@ -1,4 +1,4 @@
-"""Shared plumbing of the baseline methods: input checks, input texts, seeds, batching,
+"""Shared plumbing of the baseline methods: input checks, seeds, batching,
 and one plain torch training loop with early stopping on the dev main metric.
 
 torchtune habit: the loop reads top to bottom; no callbacks. torch is imported inside
@@ -13,116 +13,29 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-# Input fields each task needs (checked at the boundary, before any model work).
-_REQUIRED: dict[str, tuple[str, ...]] = {
-    "esci": ("query",),
-    "queryner": ("tokens",),
-    "review_summ": ("reviews",),
-    "desc_gen": ("title",),
-}
+from ecomlm.tasks.base import task_hook
 
 
-def require_task(method: str, task: Any, supported: Sequence[str]) -> None:
-    if task.name not in supported:
-        raise ValueError(
-            f"method {method!r} does not support task {task.name!r}; "
-            f"it supports: {', '.join(supported)}"
-        )
-
-
-def _bad(i: int, field: str, why: str) -> ValueError:
-    return ValueError(f"example {i}: field {field!r} {why}")
-
-
-def _nonempty_str(value: Any) -> bool:
-    return isinstance(value, str) and bool(value.strip())
+def require_task(method: str, task: Any, supported: bool, needs: str) -> None:
+    """Raise unless ``supported``; ``needs`` says what kind of task the method takes."""
+    if not supported:
+        raise ValueError(f"method {method!r} does not support task {task.name!r}; it needs {needs}")
 
 
 def check_examples(task: Any, examples: Sequence[Any], need_gold: bool = False) -> None:
-    """Raise a ValueError naming the example index and field of the first bad input."""
+    """Raise a ValueError naming the example index and field of the first bad input
+    (the task's own ``input_problem`` check, after the example type)."""
     example_type = getattr(task, "example_type", None)
+    problem = task_hook(task, "input_problem")
     for i, ex in enumerate(examples):
         if example_type is not None and not isinstance(ex, example_type):
             raise ValueError(
                 f"example {i}: expected {example_type.__name__}, got {type(ex).__name__}"
             )
-        for field in _REQUIRED.get(task.name, ()):
-            if not hasattr(ex, field):
-                raise _bad(i, field, "is missing")
-        if task.name == "esci":
-            if not _nonempty_str(ex.query):
-                raise _bad(i, "query", "is missing or empty")
-            if not isinstance(ex.product_title, str):
-                raise _bad(i, "product_title", "must be a string")
-        elif task.name == "queryner":
-            toks = ex.tokens
-            if not isinstance(toks, list) or not toks:
-                raise _bad(i, "tokens", "is missing or empty (need a non-empty list of words)")
-            for j, tok in enumerate(toks):
-                if not _nonempty_str(tok):
-                    raise _bad(i, "tokens", f"has an empty or non-string word at position {j}")
-            if need_gold and (not isinstance(ex.tags, list) or len(ex.tags) != len(toks)):
-                raise _bad(i, "tags", f"must be a list of {len(toks)} BIO tags, one per token")
-        elif task.name == "review_summ":
-            if not isinstance(ex.reviews, list) or not any(map(_nonempty_str, ex.reviews)):
-                raise _bad(i, "reviews", "is missing or empty (need a list of review texts)")
-            if need_gold and not any(map(_nonempty_str, ex.summaries or [])):
-                raise _bad(i, "summaries", "is empty; training needs at least one summary")
-        elif task.name == "desc_gen":
-            if not _nonempty_str(ex.title):
-                raise _bad(i, "title", "is missing or empty")
-            if need_gold and not _nonempty_str(ex.description):
-                raise _bad(i, "description", "is empty; training needs a reference description")
-        if need_gold and task.name == "esci":
-            labels = task.labels or ()
-            try:
-                gold = task.gold(ex)
-            except ValueError as e:
-                raise _bad(i, "label", f"is invalid: {e}") from e
-            if gold not in labels:
-                raise _bad(i, "label", f"is {ex.label!r}; expected one of {list(labels)}")
-
-
-# ---------------------------------------------------------------- input texts
-
-
-def esci_product_text(ex: Any, bullets_chars: int = 400, description_chars: int = 400) -> str:
-    """Product side of an ESCI pair: title, brand, color, then (clipped) bullets/description."""
-    parts = [ex.product_title]
-    if ex.product_brand:
-        parts.append(f"brand: {ex.product_brand}")
-    if ex.product_color:
-        parts.append(f"color: {ex.product_color}")
-    if ex.product_bullets:
-        parts.append(" ".join(ex.product_bullets.split())[:bullets_chars])
-    if ex.product_description:
-        parts.append(" ".join(ex.product_description.split())[:description_chars])
-    return " | ".join(p for p in parts if p)
-
-
-def source_text(task_name: str, ex: Any) -> str:
-    """Input text of a text-generation example (review_summ, desc_gen)."""
-    if task_name == "review_summ":
-        head = f"{ex.product_title}: " if ex.product_title else ""
-        return head + " ".join(r.strip() for r in ex.reviews if r and r.strip())
-    if task_name == "desc_gen":
-        parts = [f"title: {ex.title}"]
-        for name in ("brand", "color", "category"):
-            if getattr(ex, name):
-                parts.append(f"{name}: {getattr(ex, name)}")
-        if ex.bullets:
-            parts.append("features: " + " ; ".join(b.strip() for b in ex.bullets if b))
-        return " | ".join(parts)
-    raise ValueError(f"no source text for task {task_name!r}")
-
-
-def target_texts(task_name: str, ex: Any) -> list[str]:
-    """Reference texts to train on (FewSum has several summaries per product)."""
-    if task_name == "review_summ":
-        return [s for s in ex.summaries if s and s.strip()]
-    if task_name == "desc_gen":
-        return [ex.description] if ex.description and ex.description.strip() else []
-    raise ValueError(f"no targets for task {task_name!r}")
+        bad = problem(ex, need_gold)
+        if bad is not None:
+            field, why = bad
+            raise ValueError(f"example {i}: field {field!r} {why}")
 
 
 # ---------------------------------------------------------------- torch plumbing

@@ -1,5 +1,6 @@
-"""Fine-tuned BERT-style encoders: a cross-encoder classifier for ``esci`` and a
-word-level token tagger for ``queryner``.
+"""Fine-tuned BERT-style encoders: a classifier for any classification task (a
+cross-encoder over the task's ``text_pair``, e.g. ESCI's query and product, else its
+``input_text``) and a word-level token tagger for tagging tasks (``queryner``).
 
 Default encoder: the bundled all-MiniLM-L6-v2 BERT (``ecomlm.models.encoder_path``);
 any local folder or Hugging Face id works. The tagger labels the first word-piece of
@@ -16,7 +17,6 @@ from ecomlm.io import write_json
 from ecomlm.methods.base import METHOD_FILE, method_from_folder, method_header
 from ecomlm.methods.baselines.hf_train import (
     check_examples,
-    esci_product_text,
     length_sorted_batches,
     loop_options,
     pad_batch,
@@ -26,7 +26,7 @@ from ecomlm.methods.baselines.hf_train import (
     train_loop,
     training_cost,
 )
-from ecomlm.tasks.base import Prediction
+from ecomlm.tasks.base import Prediction, task_hook, task_kind
 
 
 @dataclass
@@ -52,11 +52,13 @@ class BertConfig:
 class BertMethod:
     name = "bert"
     Config = BertConfig
-    supported_tasks = ("esci", "queryner")
-
+    family = "plm"  # what it is (``ecomlm.methods.base.MethodInfo``)
+    lr_grid = (2e-5, 5e-5, 1e-4)
+    estimate = (15.0, 0.15, 0.02)
     def __init__(self, task: Any, config: BertConfig | None = None) -> None:
-        if task.name not in self.supported_tasks and not task.labels:
-            require_task(self.name, task, self.supported_tasks)  # raises: nothing fits
+        kind = task_kind(task)
+        supported = kind == "tagging" or (kind == "classification" and bool(task.labels))
+        require_task(self.name, task, supported, "a classification (labels) or tagging task")
         self.task = task
         self.config = config or BertConfig()
         self.labels: list[str] = []
@@ -68,7 +70,7 @@ class BertMethod:
 
     @property
     def _tagger(self) -> bool:
-        return self.task.name == "queryner"
+        return task_kind(self.task) == "tagging"
 
     # ------------------------------------------------------------------ encoding
 
@@ -87,10 +89,11 @@ class BertMethod:
                     prev = w
                 feats["labels"] = labels
             return feats, word_ids
-        if self.task.name == "esci":  # a cross-encoder: query and product as a text pair
-            enc = tok(ex.query, esci_product_text(ex), truncation="longest_first", max_length=n)
+        pair = task_hook(self.task, "text_pair")(ex)
+        if pair is not None:  # a cross-encoder, e.g. query and product as a text pair
+            enc = tok(pair[0], pair[1], truncation="longest_first", max_length=n)
         else:  # any other classification task: the task's own input text
-            enc = tok(self.task.input_text(ex), truncation=True, max_length=n)
+            enc = tok(task_hook(self.task, "input_text")(ex), truncation=True, max_length=n)
         feats = dict(enc)
         if with_label:
             feats["labels"] = self.labels.index(self.task.gold(ex))

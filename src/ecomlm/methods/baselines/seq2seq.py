@@ -1,4 +1,5 @@
-"""Fine-tuned seq2seq baseline for ``review_summ`` and ``desc_gen``.
+"""Fine-tuned seq2seq baseline for generation tasks (the task's ``source_text`` ->
+``target_texts``: ``review_summ``, ``desc_gen``).
 
 ``model`` is a T5/BART folder or Hugging Face id (``AutoModelForSeq2SeqLM``), or an
 encoder-only BERT — by default the bundled MiniLM — which is warm-started into a
@@ -27,8 +28,6 @@ from ecomlm.methods.baselines.hf_train import (
     pick_device,
     require_task,
     seed_all,
-    source_text,
-    target_texts,
     train_loop,
     training_cost,
 )
@@ -74,10 +73,12 @@ def _is_encoder_decoder_folder(path: str) -> bool:
 class Seq2SeqMethod:
     name = "seq2seq"
     Config = Seq2SeqConfig
-    supported_tasks = ("review_summ", "desc_gen")
-
+    family = "seq2seq"  # what it is (``ecomlm.methods.base.MethodInfo``)
+    lr_grid = (2e-4, 5e-4, 1e-3)
+    estimate = (10.0, 0.15, 0.25)
     def __init__(self, task: Any, config: Seq2SeqConfig | None = None) -> None:
-        require_task(self.name, task, self.supported_tasks)
+        supported = hasattr(task, "source_text") and hasattr(task, "target_texts")
+        require_task(self.name, task, supported, "a generation task (source_text, target_texts)")
         self.task = task
         self.config = config or Seq2SeqConfig()
         self.model: Any = None
@@ -120,7 +121,7 @@ class Seq2SeqMethod:
         return type(self.model).__name__ == "EncoderDecoderModel"
 
     def _source_ids(self, ex: Any) -> list[int]:
-        text = self.config.source_prefix + source_text(self.task.name, ex)
+        text = self.config.source_prefix + self.task.source_text(ex)
         return self.tokenizer(text, truncation=True, max_length=self.config.max_source_length)[
             "input_ids"
         ]
@@ -153,7 +154,7 @@ class Seq2SeqMethod:
         features = []
         for ex in train:
             source = self._source_ids(ex)
-            for target in target_texts(self.task.name, ex):
+            for target in self.task.target_texts(ex):
                 labels = self._label_ids(target)
                 features.append(
                     {"input_ids": source, "attention_mask": [1] * len(source), "labels": labels}

@@ -304,6 +304,18 @@ class OpenAIBackend:
         return results  # type: ignore[return-value]
 
 
+def _admitted(budget: Budget, indices: Sequence[int], results: list[Completion]) -> list[int]:
+    """The requests the budget lets through; each refused one gets a Completion saying why."""
+    allowed = []
+    for i in indices:
+        refused = budget.acquire()
+        if refused:
+            results[i] = Completion(error=refused)
+        else:
+            allowed.append(i)
+    return allowed
+
+
 def _progress(iterable: Any, total: int) -> Any:
     from tqdm.auto import tqdm
 
@@ -376,17 +388,9 @@ class LocalBackend:
         for start in _progress(
             range(0, len(order), self.batch_size), -(-len(order) // self.batch_size)
         ):
-            batch = order[start : start + self.batch_size]
-            allowed = []
-            for i in batch:
-                refused = budget.acquire()
-                if refused:
-                    results[i] = Completion(error=refused)
-                else:
-                    allowed.append(i)
-            if not allowed:
+            batch = _admitted(budget, order[start : start + self.batch_size], results)
+            if not batch:
                 continue
-            batch = allowed
             texts = generate(
                 self.model,
                 self.tokenizer,
@@ -451,9 +455,7 @@ class EngineBackend(LocalBackend):
         results: list[Completion] = [Completion() for _ in requests]
         limit = max(1, self.context_limit() - max_new_tokens)
         for i in _progress(range(len(requests)), len(requests)):
-            refused = budget.acquire()
-            if refused:
-                results[i] = Completion(error=refused)
+            if not _admitted(budget, [i], results):
                 continue
             ids = encode(self.tokenizer, self.prompt(requests[i]))[-limit:]
             grammar = grammars[i] if grammars else None

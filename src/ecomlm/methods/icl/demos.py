@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ecomlm.tasks.base import Task, example_to_dict
+from ecomlm.tasks.base import Task, example_to_dict, task_hook
 
 SELECT_STRATEGIES = ("random", "balanced", "similar")
 
@@ -36,22 +36,10 @@ def example_rng(seed: int, example: Any) -> random.Random:
 
 
 def example_text(task: Task, example: Any) -> str:
-    """The text that represents an example's *input* for embedding similarity.
-
-    Known tasks use their content fields (the shared instruction would only
-    dilute the similarity); anything else falls back to the user prompt.
-    """
-    name = getattr(task, "name", "")
-    if name == "esci":
-        return f"{example.query} | {example.product_title}"
-    if name == "queryner":
-        return " ".join(example.tokens)
-    if name == "review_summ":
-        return " ".join([example.product_title, *example.reviews]).strip()
-    if name == "desc_gen":
-        return " ".join(p for p in (example.title, example.brand, example.color) if p)
-    user = [m["content"] for m in task.messages(example) if m["role"] == "user"]
-    return user[-1] if user else ""
+    """The text that represents an example's *input* for embedding similarity: the
+    task's ``input_text`` (its content fields: the shared instruction would only dilute
+    the similarity), by default the user prompt."""
+    return task_hook(task, "input_text")(example)
 
 
 def select_random(

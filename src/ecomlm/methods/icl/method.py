@@ -99,6 +99,12 @@ def failure_kind(error: str) -> str:
 
 class IclMethod:
     name = "icl"
+    # what it is (``ecomlm.methods.base.MethodInfo``): k demonstrations, no training
+    family = "icl"
+    trains = False
+    uses_llm = True
+    k_shot = True
+    estimate = (10.0, 0.0, 0.6)
 
     @dataclass
     class Config:

@@ -98,6 +98,17 @@ class LoraMethod:
     """LoRA instruction tuning (single- or mixed-task) with label scoring / generation."""
 
     name = "lora"
+    # what it is (``ecomlm.methods.base.MethodInfo``)
+    family = "llm"
+    adapter = True
+    uses_llm = True
+    lr_grid = (1e-4, 3e-4, 1e-3)
+    estimate = (15.0, 0.5, 0.3)  # per train step x batch size
+
+    @staticmethod
+    def fits_nothing(config: dict[str, Any]) -> bool:
+        """Zero-shot (``max_steps: 0``): the base model as is, nothing to tune."""
+        return config.get("max_steps") == 0
 
     @dataclass
     class Config:

@@ -240,6 +240,13 @@ class MergedLoraMethod:
     """A merged LoRA adapter used exactly like a trained one (``fit`` merges, no training)."""
 
     name = "merge"
+    # what it is (``ecomlm.methods.base.MethodInfo``): an adapter built from other runs
+    family = "merge"
+    trains = False
+    adapter = True
+    derived = True
+    uses_llm = True
+    estimate = (12.0, 0.0, 0.3)
 
     @dataclass
     class Config:

@@ -9,7 +9,6 @@ from ecomlm.study import verdicts
 from ecomlm.study.report.blocks import Block, Table, _fmt, _fmt_ci, _fmt_p, _p_text
 from ecomlm.study.report.loading import (
     ALPHA,
-    LORA_FAMILIES,
     PLM_FAMILIES,
     Run,
     _best,
@@ -48,9 +47,9 @@ def key_comparisons(runs: list[Run], tasks: list[str]) -> list[dict[str, Any]]:
     for task in tasks:
         rs = [r for (t, _), r in head.items() if t == task]
         groups = {
-            "LoRA": _best([r for r in rs if r.family in LORA_FAMILIES]),
-            "PLM": _best([r for r in rs if r.family in PLM_FAMILIES]),
-            "ICL": _best([r for r in rs if r.family == "icl"]),
+            "LoRA": _best([r for r in rs if r.trained_adapter]),
+            "PLM": _best([r for r in rs if r.info.family in PLM_FAMILIES]),
+            "ICL": _best([r for r in rs if r.info.family == "icl"]),
         }
         pairs = [("LoRA", "PLM"), ("LoRA", "ICL"), ("PLM", "ICL")]
         for ga, gb in pairs:
@@ -157,13 +156,14 @@ def _variant_findings(runs: list[Run], head: dict[tuple[str, str], Run], task: s
     """Mixed-task and merged adapters vs the single-task adapter of the same size and seed."""
     text = ""
     for other in (r for (t, _), r in head.items() if t == task):
-        if other.family not in ("lora-mixed", "merge"):
+        if not other.combined_adapter:
             continue
         singles = [
             r
             for r in runs
             if r.done
-            and r.family == "lora"
+            and r.trained_adapter
+            and not r.mixed
             and r.task == task
             and (r.train_size, r.seed) == (other.train_size, other.seed)
         ]
@@ -188,9 +188,9 @@ def _variant_findings(runs: list[Run], head: dict[tuple[str, str], Run], task: s
 
 
 def _lora_variants_section(runs: list[Run], tasks: list[str]) -> list[Block]:
-    if not any(r.family in ("lora-mixed", "merge") for r in runs):
+    if not any(r.combined_adapter for r in runs):
         return []
-    done = [r for r in runs if r.done and r.family in ("lora", "lora-mixed", "merge")]
+    done = [r for r in runs if r.done and r.info.adapter]
     labels = _label_order(done)
     sizes = sorted({r.train_size for r in done}, key=_size_key)
     table = Table(["task", "n"] + labels, [])

@@ -38,7 +38,7 @@ def _subplots(n: int, width: float = 4.6, height: float = 3.4) -> tuple[Any, lis
 def learning_curves(runs: list[Run], tasks: list[str], labels: list[str]) -> Figure | None:
     curves: dict[str, dict[str, list[Run]]] = {t: defaultdict(list) for t in tasks}
     for r in runs:
-        if r.done and r.family != "icl" and not math.isnan(r.train_examples):
+        if r.done and not r.info.k_shot and not math.isnan(r.train_examples):
             curves[r.task][r.label].append(r)
     if not any(len({r.train_size for r in rs}) > 1 for c in curves.values() for rs in c.values()):
         return None
@@ -76,7 +76,7 @@ def learning_curves(runs: list[Run], tasks: list[str], labels: list[str]) -> Fig
 
 
 def kshot_curves(runs: list[Run], tasks: list[str]) -> Figure | None:
-    icl = [r for r in runs if r.done and r.family == "icl" and r.k is not None]
+    icl = [r for r in runs if r.done and r.info.k_shot and r.k is not None]
     by_task_entry: dict[str, dict[str, list[Run]]] = {t: defaultdict(list) for t in tasks}
     for r in icl:
         entry = r.label.rsplit("-k", 1)[0]

@@ -9,17 +9,16 @@ from pathlib import Path
 from typing import Any
 
 from ecomlm.io import read_json, read_jsonl, read_yaml
+from ecomlm.methods import MethodInfo, method_info
 from ecomlm.methods.convergence import TRAINING_FILE
 from ecomlm.study import verdicts
+from ecomlm.study.grid import MIXED_KIND
 from ecomlm.study.store import PLAN_FILE, RESULTS_FILE, run_finished
 
-PLM_FAMILIES = ("bert", "seq2seq")
-
-
-LORA_FAMILIES = ("lora", "lora-mixed")
-
-
-FAMILY_ORDER = ("classical", "bert", "seq2seq", "icl", "lora", "lora-mixed", "merge")
+# Method families (``MethodInfo.family``): grouping of the headline comparison and the
+# order of labels in tables and figures (mixed-task adapters right after their family).
+PLM_FAMILIES = ("plm", "seq2seq")
+FAMILY_ORDER = ("classical", "plm", "seq2seq", "icl", "llm", "merge")
 
 
 ALPHA = 0.05
@@ -62,6 +61,26 @@ class Run:
         return float(m.get("lo", math.nan)), float(m.get("hi", math.nan))
 
     @property
+    def info(self) -> MethodInfo:
+        """What the run's method declares (``family``, ``adapter``, ``k_shot``, ...)."""
+        return method_info(self.method)
+
+    @property
+    def mixed(self) -> bool:
+        """A run of a mixed-task adapter (trained on several tasks, or loading one)."""
+        return self.family == MIXED_KIND
+
+    @property
+    def trained_adapter(self) -> bool:
+        """It trains (or reuses) its own adapter: single-task or mixed-task LoRA."""
+        return self.info.adapter and not self.info.derived
+
+    @property
+    def combined_adapter(self) -> bool:
+        """A mixed-task or a merged adapter (compared against the single-task one)."""
+        return self.mixed or (self.info.adapter and self.info.derived)
+
+    @property
     def train_examples(self) -> float:
         if isinstance(self.train_size, int):
             return float(self.train_size)
@@ -83,9 +102,11 @@ def _unplanned(name: str, spec: dict[str, Any]) -> dict[str, Any]:
     m = re.fullmatch(
         rf"{re.escape(spec['task'])}-(.+)-(?:n\d+|nall|f[\d.e-]+)-s\d+-[0-9a-f]{{8}}", name
     )
+    info = method_info(method)
     family = method
-    if method == "lora" and (config.get("mix_tasks") or config.get("adapter_path")):
-        family = "lora-mixed"
+    mixed = config.get("mix_tasks") or config.get("adapter_path")
+    if info.adapter and not info.derived and mixed:
+        family = MIXED_KIND
     return {
         "id": name,
         "label": m.group(1) if m else method,
@@ -93,7 +114,7 @@ def _unplanned(name: str, spec: dict[str, Any]) -> dict[str, Any]:
         "task": spec["task"],
         "train_size": spec.get("train_size"),
         "seed": spec.get("seed", 0),
-        "k": config.get("k") if method == "icl" else None,
+        "k": config.get("k") if info.k_shot else None,
         "spec": spec,
     }
 
@@ -206,8 +227,9 @@ def _size_str(size: Any) -> str:
 def _label_order(runs: list[Run]) -> list[str]:
     first: dict[str, tuple] = {}
     for i, r in enumerate(runs):
-        fam = FAMILY_ORDER.index(r.family) if r.family in FAMILY_ORDER else len(FAMILY_ORDER)
-        first.setdefault(r.label, (fam, i))
+        family = r.info.family
+        fam = FAMILY_ORDER.index(family) if family in FAMILY_ORDER else len(FAMILY_ORDER)
+        first.setdefault(r.label, (fam, r.mixed, i))
     return sorted(first, key=first.get)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ecomlm.study import verdicts
 from ecomlm.study.report.blocks import Block, Figure, Table, _fmt, _fmt_ci
-from ecomlm.study.report.loading import LORA_FAMILIES, Run, _best, _size_str, headline_runs
+from ecomlm.study.report.loading import Run, _best, _size_str, headline_runs
 
 
 def _main_table(runs: list[Run], tasks: list[str], labels: list[str]) -> list[Block]:
@@ -60,7 +60,7 @@ def _adapter_section(runs: list[Run], out_dir: Path) -> list[Block]:
     adapters = [
         r
         for r in head.values()
-        if r.family in LORA_FAMILIES and r.role == "train" and (r.dir / "model").exists()
+        if r.trained_adapter and r.role == "train" and (r.dir / "model").exists()
     ]
     if len(adapters) < 2:
         return []
