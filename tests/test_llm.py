@@ -1,5 +1,7 @@
 """Label scoring must equal an independent full-sequence log-likelihood computation."""
 
+import math
+
 import pytest
 import torch
 
@@ -55,6 +57,9 @@ def test_shared_prefix_scoring_equals_full_sequences(tiny_llama):
         expected = torch.softmax(direct, 0).tolist()
         assert [got[lab] for lab in labels] == pytest.approx(expected, abs=1e-4)
         assert [ref[lab] for lab in labels] == pytest.approx(expected, abs=1e-4)
+        # the label log-probs themselves (over the labels), float32: within 1e-4
+        log_expected = torch.log_softmax(direct, 0).tolist()
+        assert [math.log(got[lab]) for lab in labels] == pytest.approx(log_expected, abs=1e-4)
 
 
 @pytest.mark.parametrize("tree", [True, False])
