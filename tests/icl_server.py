@@ -41,6 +41,7 @@ class ChatServer:
         self.retry_after = "0"
         self.requests = 0
         self.bodies: list[dict] = []
+        self.reject_guided = False
         self.auth: str | None = None
         self._lock = threading.Lock()
         self._generate_lock = threading.Lock()
@@ -57,6 +58,7 @@ class ChatServer:
         with self._lock:
             self.faults.clear()
             self.mode, self.responder, self.requests = None, None, 0
+            self.reject_guided = False
             self.bodies.clear()
 
     def _generate(self, messages: list[dict], max_tokens: int) -> tuple[str, int, int]:
@@ -103,6 +105,9 @@ class ChatServer:
                 await asyncio.sleep(self.slow_seconds)
             if body.get("model") != self.model_name:
                 return error(404, f"model {body.get('model')!r} not found")
+            guided = sorted(k for k in body if k.startswith("guided_"))
+            if guided and self.reject_guided:  # a server without guided decoding
+                return error(400, f"unrecognized request argument: {guided[0]}")
             messages = body["messages"]
             max_tokens = int(body.get("max_tokens") or 16)
             if fault == "garbage":

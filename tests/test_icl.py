@@ -262,8 +262,9 @@ def test_local_backend_matches_server_and_guard_uses_model_context(
     task, pool, tests_set, server, tiny_llama, tmp_path
 ):
     # unconstrained: the server decodes freely, and both paths must agree token for token
-    config = dict(backend="local", model=tiny_llama, select="random", cache_dir="off",
-                  constrained=False)
+    config = dict(
+        backend="local", model=tiny_llama, select="random", cache_dir="off", constrained=False
+    )
     local = IclMethod(task, IclMethod.Config(k=2, **config)).fit(pool)
     preds = local.predict(tests_set)
     over_http = remote(task, server, tmp_path, k=2, select="random").fit(pool)
@@ -401,3 +402,35 @@ def test_other_tasks_run_end_to_end_locally(task_name, tiny_llama):
     assert len(preds) == 2 and method.extra_cost["requests_sent"] == 2
     metrics = other.score(splits["test"][:2], preds)
     assert other.main_metric in metrics and "invalid_rate" in metrics
+
+
+def test_guided_decoding_fields_are_sent_for_closed_output_tasks(task, pool, tests_set, server,
+                                                                 tmp_path):  # fmt: skip
+    """vLLM-style servers get ``guided_choice`` (labels); answers are marked guided."""
+    method = remote(task, server, tmp_path, k=0).fit(pool)
+    method.predict(tests_set)
+    assert all(b["guided_choice"] == list(LABELS) for b in server.bodies)
+    assert method.extra_cost["guided_decoding"] == "server"
+    assert method.extra_cost["guided_answers"] == len(tests_set)
+
+
+def test_server_rejecting_guided_fields_falls_back_to_parsing(task, pool, tests_set, server,
+                                                              tmp_path):  # fmt: skip
+    """A server without guided decoding answers 400 once; every later request goes plain,
+    every example still gets the server's answer (parsed, invalid counted)."""
+    server.reject_guided = True
+    method = remote(task, server, tmp_path, k=0, concurrency=1).fit(pool)
+    preds = method.predict(tests_set)
+    cost = method.extra_cost
+    assert cost["guided_decoding"] == "rejected: answers parsed"
+    assert cost["failures"] == 0 and cost["guided_answers"] == 0
+    assert server.requests == len(tests_set) + 1  # the one rejected guided request
+    assert sum("guided_choice" in b for b in server.bodies) == 1
+    assert all(p.raw is not None for p in preds)
+
+
+def test_guided_off_sends_plain_requests(task, pool, tests_set, server, tmp_path):
+    method = remote(task, server, tmp_path, k=0, guided=False).fit(pool)
+    method.predict(tests_set)
+    assert not any("guided_choice" in b for b in server.bodies)
+    assert method.extra_cost["guided_decoding"] == "off"

@@ -43,6 +43,7 @@ class Completion:
     retries: int = 0
     requests: int = 0  # HTTP requests (or local generations) this completion cost
     error: str | None = None  # why there is no text
+    guided: bool = False  # the server constrained this answer (vLLM guided decoding)
 
 
 class EndpointError(RuntimeError):
@@ -183,6 +184,9 @@ class OpenAIBackend:
         self.concurrency = max(1, concurrency)
         self.temperature, self.seed = temperature, seed
         self.count_tokens = count_tokens or estimate_prompt_tokens
+        # None: not tried yet; False: the server rejected the guided-decoding fields once,
+        # so later requests go without them (and answers are parsed as they come)
+        self.guided_accepted: bool | None = None
 
     def identity(self) -> dict[str, str]:
         """What a cached answer depends on: the server, not just the model's name."""
@@ -199,9 +203,16 @@ class OpenAIBackend:
             params["seed"] = self.seed
         return params
 
-    def _once(self, messages: Messages, max_new_tokens: int, timeout: float) -> Completion:
+    def _once(
+        self, messages: Messages, max_new_tokens: int, timeout: float, guide: dict | None = None
+    ) -> Completion:
+        extra = {"extra_body": guide} if guide else {}
         resp = self.client.chat.completions.create(
-            model=self.model, messages=messages, timeout=timeout, **self.params(max_new_tokens)
+            model=self.model,
+            messages=messages,
+            timeout=timeout,
+            **self.params(max_new_tokens),
+            **extra,
         )
         choices = getattr(resp, "choices", None) or []
         text = (choices[0].message.content or "") if choices and choices[0].message else ""
@@ -219,10 +230,15 @@ class OpenAIBackend:
             tokens_estimated=True,
         )
 
-    def complete_one(self, messages: Messages, max_new_tokens: int, budget: Budget) -> Completion:
+    def complete_one(
+        self, messages: Messages, max_new_tokens: int, budget: Budget, guide: dict | None = None
+    ) -> Completion:
+        """One answer with retries; ``guide`` holds the server's guided-decoding fields
+        (vLLM: ``guided_choice`` / ``guided_regex``), dropped for good if it rejects them."""
         openai = self.openai
         retries = requests = 0
         while True:
+            guided = bool(guide) and self.guided_accepted is not False
             refused = budget.acquire()
             if refused:
                 return Completion(error=refused, retries=retries, requests=requests)
@@ -231,8 +247,10 @@ class OpenAIBackend:
             timeout = self.timeout if remaining is None else max(0.05, min(self.timeout, remaining))
             wait: float | None = None
             try:
-                done = self._once(messages, max_new_tokens, timeout)
-                done.retries, done.requests = retries, requests
+                done = self._once(messages, max_new_tokens, timeout, guide if guided else None)
+                done.retries, done.requests, done.guided = retries, requests, guided
+                if guided:
+                    self.guided_accepted = True
                 return done
             except openai.RateLimitError as e:
                 error, wait = "http 429 (rate limited)", _retry_after(e.response)
@@ -244,6 +262,9 @@ class OpenAIBackend:
                         f"{redact(e.message)}. Check the endpoint URL, the model name and "
                         "the API key environment variable."
                     ) from e
+                if guided and status in (400, 422) and not self.guided_accepted:
+                    self.guided_accepted = False  # no guided decoding here: parse instead
+                    continue
                 if status not in (408, 409) and status < 500:  # e.g. 400: prompt too long
                     return Completion(
                         error=redact(f"http {status}: {e.message}")[:300],
@@ -286,12 +307,14 @@ class OpenAIBackend:
         max_new_tokens: int,
         budget: Budget,
         on_done: Callable[[int, Completion], None] | None = None,
+        guides: Sequence[dict | None] | None = None,
     ) -> list[Completion]:
         results: list[Completion | None] = [None] * len(requests)
         pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="icl")
+        guides = guides or [None] * len(requests)
         try:
             futures = {
-                pool.submit(self.complete_one, messages, max_new_tokens, budget): i
+                pool.submit(self.complete_one, messages, max_new_tokens, budget, guides[i]): i
                 for i, messages in enumerate(requests)
             }
             for future in _progress(as_completed(futures), len(futures)):

@@ -119,6 +119,10 @@ class IclMethod:
         # names), else transformers in-process; or "llama.cpp" | "transformers"
         engine: str = "auto"
         constrained: bool = True  # local: answers follow the task's grammar (always parse)
+        # openai: ask the server to constrain answers to the task's output space (vLLM
+        # guided decoding: guided_choice for labels, guided_regex for e.g. QueryNER); a
+        # server that rejects the fields (HTTP 400/422) gets plain requests, answers parsed
+        guided: bool = True
         k: int = 4  # demonstrations per prompt (0 = zero-shot)
         select: str = "random"  # random | balanced (classification) | similar (MiniLM kNN)
         encoder: str = "minilm"  # embedding encoder for select="similar"
@@ -284,6 +288,15 @@ class IclMethod:
             return None
         return [space(ex) for ex in examples]
 
+    def _guided_fields(self, examples: list[Any]) -> list[dict | None] | None:
+        """Per example, the vLLM guided-decoding fields of the task's closed output space."""
+        if not (self.config.guided and self.config.constrained):
+            return None
+        if self.task.labels:
+            return [{"guided_choice": list(self.task.labels)}] * len(examples)
+        regexes = self._answer_spaces(examples, "answer_regex")
+        return [{"guided_regex": r} if r else None for r in regexes] if regexes else None
+
     def _remote_counter(self) -> Any:
         if self.config.tokenizer is None:
             return estimate_prompt_tokens
@@ -348,6 +361,8 @@ class IclMethod:
         identity = backend.identity()
         if self.backend_name == "local" and self._answer_spaces(examples[:1], "answer_regex"):
             identity = {**identity, "constrained": True}
+        if self.backend_name == "openai" and self._guided_fields(examples[:1]):
+            identity = {**identity, "guided": True}
         keys = [ResponseCache.key(identity, m, params) for m in messages]
 
         completions: list[Completion | None] = [None] * len(examples)
@@ -387,7 +402,8 @@ class IclMethod:
             regexes = self._answer_spaces(todo_examples, "answer_regex")
             fresh = backend.complete(todo_messages, max_new, budget, store, regexes)
         else:
-            fresh = backend.complete(todo_messages, max_new, budget, on_done=store)
+            guides = self._guided_fields(todo_examples)
+            fresh = backend.complete(todo_messages, max_new, budget, store, guides)
         for i, done in zip(todo, fresh, strict=True):
             completions[i] = done
 
@@ -441,6 +457,14 @@ class IclMethod:
         }
         if failures:
             cost["failure_examples"] = sorted(set(failures))[:5]
+        if self.backend_name == "openai":  # how the server's answers were constrained
+            accepted = getattr(self._backend, "guided_accepted", None)
+            cost["guided_decoding"] = (
+                "off" if not (c.guided and c.constrained)
+                else "server" if accepted else "rejected: answers parsed" if accepted is False
+                else "not sent"
+            )  # fmt: skip
+            cost["guided_answers"] = sum(d.guided for d in sent)
         if c.price_input_per_1k is not None or c.price_output_per_1k is not None:
             cost["estimated_cost"] = round(
                 prompt_tokens / 1000 * (c.price_input_per_1k or 0.0)
