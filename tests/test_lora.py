@@ -162,9 +162,16 @@ def test_zero_shot_equals_base_model(tiny_llama, tmp_path):
     preds = method.predict(examples)
     model, tok = load_llm(tiny_llama)
     prompts = [prompt_text(tok, task.messages(ex)) for ex in examples]
-    direct = score_labels(model, tok, prompts, list(task.labels))
-    for p, d in zip(preds, direct, strict=True):
+    direct = score_labels(model, tok, prompts, list(task.labels), normalize=False)
+    for p, d in zip(preds, direct, strict=True):  # label_score="sum": sequence log-probs
         assert p.scores == pytest.approx(d, abs=1e-5)
+    mean = LoraMethod(task, config(tiny_llama, tmp_path, epochs=0, max_steps=None,
+                                   label_score="mean")).fit(examples)  # fmt: skip
+    averaged = score_labels(model, tok, prompts, list(task.labels))
+    for p, d in zip(mean.predict(examples), averaged, strict=True):
+        assert p.scores == pytest.approx(d, abs=1e-5)
+    with pytest.raises(ValueError, match="label_score must be 'sum' or 'mean'"):
+        LoraMethod(task, config(tiny_llama, tmp_path, label_score="max"))
 
 
 def test_label_scoring_and_generation_predictions(tiny_llama, tmp_path):

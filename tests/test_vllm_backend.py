@@ -44,6 +44,8 @@ def test_label_scores_normalise_by_length_and_softmax():
     a, b = math.exp(-2.0), math.exp(-1.0)
     assert scores["A"] == pytest.approx(a / (a + b))
     assert sum(scores.values()) == pytest.approx(1.0)
+    summed = label_scores([-2.0, -3.0], [1, 3], ["A", "B"], normalize=False)
+    assert summed["A"] == pytest.approx(math.exp(-2.0) / (math.exp(-2.0) + math.exp(-3.0)))
 
 
 def test_fallback_reads_runs_and_keeps_request_order(tiny_llama, tmp_path):

@@ -72,6 +72,7 @@ class AdapterRun:
     esci_inference: str = "score"
     max_new_tokens: int | None = None
     max_length: int = 512
+    label_score: str = "sum"  # as LoraMethod.Config.label_score
 
 
 def read_adapter_run(name: str, run_dir: str | Path) -> AdapterRun:
@@ -102,14 +103,16 @@ def read_adapter_run(name: str, run_dir: str | Path) -> AdapterRun:
         esci_inference=config.get("esci_inference", "score"),
         max_new_tokens=config.get("max_new_tokens"),
         max_length=int(config.get("max_length", 512)),
+        label_score=config.get("label_score", "sum"),
     )
 
 
 def label_scores(
-    logprobs: Sequence[float], lengths: Sequence[int], labels: Sequence[str]
+    logprobs: Sequence[float], lengths: Sequence[int], labels: Sequence[str], normalize: bool = True
 ) -> dict[str, float]:
-    """Softmax over labels of their length-normalised log-likelihoods (as ``score_labels``)."""
-    totals = [lp / n for lp, n in zip(logprobs, lengths, strict=True)]
+    """Softmax over labels of their log-likelihoods, length-normalised when ``normalize``
+    (as ``score_labels``)."""
+    totals = [lp / n if normalize else lp for lp, n in zip(logprobs, lengths, strict=True)]
     top = max(totals)
     exps = [math.exp(t - top) for t in totals]
     z = sum(exps)
@@ -247,7 +250,7 @@ class VllmMultiLora:
                 steps = out.prompt_logprobs[len(ids) - n :]
                 pairs = zip(steps, ids[-n:], strict=True)
                 logprobs.append(sum(step[t].logprob for step, t in pairs))
-            scores = label_scores(logprobs, lengths, labels)
+            scores = label_scores(logprobs, lengths, labels, self.runs[name].label_score == "mean")
             pred = task.parse(max(scores, key=scores.get), ex)
             pred.scores = scores
             predictions.append(pred)

@@ -148,6 +148,10 @@ class LoraMethod:
         adapter_path: str | None = None
         # inference
         esci_inference: str = "score"  # "score" | "generate"
+        # label scoring: "sum" = the label sequence's log-probability (what training fits);
+        # "mean" = per-token average, which favours labels of more tokens (Gemma's ESCI
+        # labels are 2-5 tokens: an unsure model then answers the longest one)
+        label_score: str = "sum"
         constrained: bool = True  # generated answers follow the task's answer_regex
         max_new_tokens: int | None = None  # default: the task's max_new_tokens
         num_beams: int = 1
@@ -183,6 +187,8 @@ class LoraMethod:
                 "method 'lora': mixed_precision must be 'auto', 'no', 'bf16' or 'fp16', "
                 f"not {cfg.mixed_precision!r}"
             )
+        if cfg.label_score not in ("sum", "mean"):
+            raise ValueError(f"label_score must be 'sum' or 'mean', not {cfg.label_score!r}")
         if cfg.esci_inference not in ("score", "generate"):
             raise ValueError(
                 f"esci_inference must be 'score' or 'generate', not {cfg.esci_inference!r}"
@@ -335,7 +341,8 @@ class LoraMethod:
             with inference_autocast(self.model, cfg.mixed_precision):
                 if scoring:
                     labels = list(task.labels)
-                    probs = score_labels(self.model, tok, prompts, labels, cfg.eval_batch_size)
+                    probs = score_labels(self.model, tok, prompts, labels, cfg.eval_batch_size,
+                                         normalize=cfg.label_score == "mean")  # fmt: skip
                     out = []
                     for ex, p in zip(examples, probs, strict=True):
                         pred = task.parse(max(p, key=p.get), ex)
