@@ -95,3 +95,56 @@ def test_retyped_gguf_is_cached_and_rejects_unknown_types(engine):
     assert retyped_gguf(gguf_path("smollm2"), "native") == gguf_path("smollm2")
     with pytest.raises(ValueError, match="engine weights must be one of"):
         retyped_gguf(gguf_path("smollm2"), "q3_bogus")
+
+
+@pytest.fixture(scope="module")
+def random_adapter(tmp_path_factory):
+    """A LoRA on the bundled SmolLM2 with random, non-zero B matrices: it changes answers."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from ecomlm.methods.llm.causal_lm import load_llm
+
+    torch.manual_seed(0)
+    model, _ = load_llm("smollm2")
+    peft = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules="all-linear"))
+    for name, param in peft.named_parameters():
+        if "lora_B" in name:
+            param.data.normal_(0, 0.02)
+    folder = tmp_path_factory.mktemp("adapter")
+    peft.save_pretrained(folder)
+    return folder
+
+
+def test_lora_run_on_the_engine_matches_transformers(engine, random_adapter):
+    """LoRA prediction on llama.cpp (adapter converted to a GGUF LoRA, q/k rows permuted as
+    the base's) gives the in-process PEFT model's greedy answers, not the base model's."""
+    from ecomlm.data import load_splits
+    from ecomlm.methods.llm.lora import LoraMethod
+    from ecomlm.tasks import get_task
+
+    task = get_task("desc_gen")
+    examples = load_splits("desc_gen", "synthetic")["test"][:3]
+    options = {"base_model": "smollm2", "max_new_tokens": 20}
+    ours = LoraMethod.from_adapter(task, random_adapter, engine="llama.cpp", **options)
+    theirs = LoraMethod.from_adapter(task, random_adapter, **options)
+    got = [p.raw for p in ours.predict(examples)]
+    assert got == [p.raw for p in theirs.predict(examples)]
+    base = [engine.complete(_prompt_ids(task, ex), 20)[0] for ex in examples]
+    assert got != base  # the adapter was applied
+
+
+def test_gguf_lora_names_and_shapes_follow_llama_cpp(random_adapter, tmp_path):
+    from gguf import GGUFReader
+
+    from ecomlm.methods.llm.engine import gguf_path, retyped_gguf
+    from ecomlm.methods.llm.gguf_lora import lora_to_gguf
+
+    out = lora_to_gguf(random_adapter, retyped_gguf(gguf_path("smollm2"), "f32"),
+                       tmp_path / "a.gguf")  # fmt: skip
+    reader = GGUFReader(str(out))
+    tensors = {t.name: [int(x) for x in t.shape] for t in reader.tensors}
+    assert tensors["blk.0.attn_q.weight.lora_a"] == [576, 8]  # ggml ne: (in, r)
+    assert tensors["blk.0.attn_q.weight.lora_b"] == [8, 576]  # (r, out)
+    assert tensors["blk.29.ffn_down.weight.lora_a"] == [1536, 8]
+    assert len(tensors) == 30 * 7 * 2  # 7 linear layers per block, A and B each

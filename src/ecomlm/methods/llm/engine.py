@@ -58,6 +58,22 @@ def retyped_gguf(path: Path, weights: str) -> Path:
     return target
 
 
+def gguf_adapter(adapter: str | Path, base_gguf: Path) -> Path:
+    """A PEFT adapter (run folder, model folder or adapter folder) as a GGUF LoRA in the
+    cache, converted once per adapter content (``gguf_lora.lora_to_gguf``)."""
+    import hashlib
+
+    from ecomlm.methods.llm.adapter_paths import adapter_dir
+    from ecomlm.methods.llm.gguf_lora import lora_to_gguf
+    from ecomlm.models import cache_dir
+
+    folder = adapter_dir(adapter)
+    digest = hashlib.sha256((folder / "adapter_model.safetensors").read_bytes())
+    digest.update(base_gguf.name.encode())
+    target = cache_dir() / "gguf" / f"lora-{digest.hexdigest()[:12]}.gguf"
+    return target if target.exists() else lora_to_gguf(folder, base_gguf, target)
+
+
 def gguf_path(model: str) -> Path:
     """A GGUF file for a bundled model name (``smollm2``, ``gemma3``) or a ``.gguf`` path."""
     from ecomlm.models import BUNDLED_LLMS, gguf_file
@@ -84,6 +100,7 @@ class LlamaCppEngine:
         n_ctx: int = 2048,
         threads: int | None = None,
         weights: str = "f32",
+        adapter: str | Path | None = None,
     ):
         if not engine_available():
             raise ImportError(
@@ -93,9 +110,11 @@ class LlamaCppEngine:
 
         self.model_name, self.weights = model, weights
         self.path = retyped_gguf(gguf_path(model), weights)
+        self.lora = gguf_adapter(adapter, self.path) if adapter else None
         threads = threads or int(os.environ.get("OMP_NUM_THREADS", "0")) or os.cpu_count() or 1
-        self.llm = Llama(model_path=str(self.path), n_ctx=n_ctx, n_threads=threads,
-                         n_batch=512, flash_attn=True, seed=0, verbose=False)  # fmt: skip
+        lora = {"lora_path": str(self.lora)} if self.lora else {}
+        self.llm = Llama(model_path=str(self.path), n_ctx=n_ctx, n_threads=threads, n_batch=512,
+                         flash_attn=True, seed=0, verbose=False, **lora)  # fmt: skip
         self._grammars: dict[str, Any] = {}
 
     def close(self) -> None:

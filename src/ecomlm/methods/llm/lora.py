@@ -55,7 +55,7 @@ __all__ = [  # re-exported: callers import the recipe's pieces from here
 # checkpoint fingerprint, so e.g. a different work_dir still resumes).
 _NOT_TRAINING = {
     "work_dir", "resume", "checkpoint_every", "esci_inference", "max_new_tokens",
-    "eval_batch_size", "num_beams", "log_every", "adapter_path", "constrained",
+    "eval_batch_size", "num_beams", "log_every", "adapter_path", "constrained", "engine",
 }  # fmt: skip
 
 
@@ -153,6 +153,9 @@ class LoraMethod:
         # labels are 2-5 tokens: an unsure model then answers the longest one)
         label_score: str = "sum"
         constrained: bool = True  # generated answers follow the task's answer_regex
+        # generation (not label scoring): "transformers" in-process, or "llama.cpp": the
+        # bundled GGUF base (re-typed f32) + this adapter converted to a GGUF LoRA
+        engine: str = "transformers"
         max_new_tokens: int | None = None  # default: the task's max_new_tokens
         num_beams: int = 1
         eval_batch_size: int = 16
@@ -187,6 +190,8 @@ class LoraMethod:
                 "method 'lora': mixed_precision must be 'auto', 'no', 'bf16' or 'fp16', "
                 f"not {cfg.mixed_precision!r}"
             )
+        if cfg.engine not in ("transformers", "llama.cpp"):
+            raise ValueError(f"engine must be 'transformers' or 'llama.cpp', not {cfg.engine!r}")
         if cfg.label_score not in ("sum", "mean"):
             raise ValueError(f"label_score must be 'sum' or 'mean', not {cfg.label_score!r}")
         if cfg.esci_inference not in ("score", "generate"):
@@ -349,6 +354,8 @@ class LoraMethod:
                         pred.scores = p
                         out.append(pred)
                     return out
+                if cfg.engine == "llama.cpp":
+                    return self._engine_predict(examples, prompts, new_tokens)
                 regex = getattr(task, "answer_regex", None)
                 regexes = [regex(ex) for ex in examples] if cfg.constrained and regex else None
                 texts = generate(self.model, tok, prompts, new_tokens, cfg.eval_batch_size,
@@ -357,6 +364,26 @@ class LoraMethod:
         finally:
             if merged:
                 self.model.unmerge_adapter()
+
+    def _engine_predict(
+        self, examples: list[Any], prompts: list[list[int]], new_tokens: int
+    ) -> list[Prediction]:
+        """Greedy answers from llama.cpp: base GGUF + this adapter as a GGUF LoRA."""
+        import tempfile
+
+        from ecomlm.methods.llm.engine import LlamaCppEngine
+
+        grammar = getattr(self.task, "answer_grammar", None)
+        with tempfile.TemporaryDirectory() as tmp:
+            self.model.save_pretrained(tmp)
+            engine = LlamaCppEngine(self.config.base_model, adapter=tmp)
+        try:
+            texts = [engine.complete(ids, new_tokens, grammar(ex) if grammar and
+                                     self.config.constrained else None)[0]
+                     for ids, ex in zip(prompts, examples, strict=True)]  # fmt: skip
+        finally:
+            engine.close()
+        return [self.task.parse(t, ex) for t, ex in zip(texts, examples, strict=True)]
 
     # ------------------------------------------------------------------ save / load
     def save(self, path: str | Path) -> None:
