@@ -117,3 +117,24 @@ def test_train_loop_stops_early_and_restores_best_weights():
     assert [e["score"] for e in log["evals"]] == [0.5, 0.9, 0.4, 0.3]  # stopped after 2 bad
     assert log["stopped_early"] and log["best_step"] == 4
     assert torch.equal(model.w.weight, snapshots[1])  # best (2nd) evaluation's weights
+
+
+def test_balanced_draw_makes_classes_equally_likely():
+    from collections import Counter
+
+    from ecomlm.methods.baselines.plm import balanced_draw
+
+    labels = ["Exact"] * 700 + ["Substitute"] * 200 + ["Complement"] * 60 + ["Irrelevant"] * 40
+    drawn = Counter(labels[i] for i in balanced_draw(labels, seed=0))
+    assert sum(drawn.values()) == len(labels)
+    assert all(200 <= n <= 300 for n in drawn.values()), drawn  # ~250 each, not 700/40
+
+
+def test_class_balance_and_dev_metric_reach_the_training_record(tiny_bert):
+    splits = load_splits("esci", "synthetic")
+    method = make_method("bert", get_task("esci"), {
+        "model": tiny_bert, "epochs": 2, "max_length": 32, "class_balance": True,
+        "dev_metric": "f1_macro", "max_dev": 20, "device": "cpu"})  # fmt: skip
+    method.fit(splits["train"][:48], splits["dev"][:20])
+    assert method.training_record["dev_metric"] == "f1_macro"
+    assert len(method.training_record["dev_curve"]) >= 1

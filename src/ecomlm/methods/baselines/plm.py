@@ -47,6 +47,20 @@ class BertConfig:
     eval_batch_size: int = 64
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
+    # classification: draw training pairs with class-uniform probability (each epoch the
+    # same size); unbalanced cross-entropy on ESCI learns "always Exact" (the prior)
+    class_balance: bool = False
+    dev_metric: str | None = None  # early-stopping metric (None: the task's main metric)
+
+
+def balanced_draw(labels: list[str], seed: int) -> list[int]:
+    """``len(labels)`` indices drawn with replacement, every class equally likely."""
+    import random
+    from collections import Counter
+
+    counts = Counter(labels)
+    weights = [1.0 / counts[y] for y in labels]
+    return random.Random(seed).choices(range(len(labels)), weights=weights, k=len(labels))
 
 
 class BertMethod:
@@ -135,10 +149,14 @@ class BertMethod:
             self.model.get_input_embeddings().weight.requires_grad_(False)
         device = pick_device(cfg.device)
         features = [self._encode(ex, with_label=True)[0] for ex in train]
+        if cfg.class_balance and not self._tagger:
+            features = [features[i] for i in balanced_draw(
+                [self.task.gold(ex) for ex in train], cfg.seed)]  # fmt: skip
         dev_set = list(dev[: cfg.max_dev]) if dev else []
+        dev_metric = cfg.dev_metric or self.task.main_metric
 
         def evaluate() -> float:
-            return self.task.score(dev_set, self.predict(dev_set))[self.task.main_metric]
+            return self.task.score(dev_set, self.predict(dev_set))[dev_metric]
 
         log = train_loop(
             self.model,
@@ -146,7 +164,7 @@ class BertMethod:
             pad_id=self.tokenizer.pad_token_id,
             evaluate=evaluate if dev_set else None,
             **loop_options(cfg),
-            dev_metric=self.task.main_metric,
+            dev_metric=dev_metric,
             device=device,
             desc=f"bert/{self.task.name}",
         )
