@@ -459,11 +459,8 @@ class IclMethod:
             cost["failure_examples"] = sorted(set(failures))[:5]
         if self.backend_name == "openai":  # how the server's answers were constrained
             accepted = getattr(self._backend, "guided_accepted", None)
-            cost["guided_decoding"] = (
-                "off" if not (c.guided and c.constrained)
-                else "server" if accepted else "rejected: answers parsed" if accepted is False
-                else "not sent"
-            )  # fmt: skip
+            outcome = {True: "server", False: "rejected: answers parsed", None: "not sent"}
+            cost["guided_decoding"] = outcome[accepted] if c.guided and c.constrained else "off"
             cost["guided_answers"] = sum(d.guided for d in sent)
         if c.price_input_per_1k is not None or c.price_output_per_1k is not None:
             cost["estimated_cost"] = round(
