@@ -48,6 +48,28 @@ def test_esci_joined_csv(tmp_path):
     assert not queries["train"] & queries["test"]  # split by query
 
 
+def test_split_does_not_follow_the_run_seed(tmp_path):
+    """Seeds of a study vary training, never the test set: runs differing only in their
+    seed see the same split of an unsplit file; the source's ``seed=`` picks another."""
+    from ecomlm.runs import RunSpec, load_run_data
+
+    rows = [dict(r, query=f"query {i}", query_id=i) for i, r in enumerate(ESCI_ROWS)]
+    path = write_esci_csv(tmp_path / "esci.csv", rows, drop=["split"])
+    source = f"esci:{path}?locale=all"
+
+    def test_ids(spec):
+        return [e.product_id for e in load_run_data(spec)["test"]]
+
+    seeds = [test_ids(RunSpec(task="esci", method="classical", source=source, seed=s))
+             for s in (0, 1, 2)]  # fmt: skip
+    assert seeds[0] and seeds[0] == seeds[1] == seeds[2]
+    others = {tuple(test_ids(RunSpec(task="esci", method="classical", source=f"{source}&seed={s}")))
+              for s in range(1, 6)}  # fmt: skip
+    assert others - {tuple(seeds[0])}
+    with pytest.raises(ValueError, match="seed must be an integer"):
+        load_splits("esci", f"{source}&seed=x")
+
+
 def test_esci_official_parquet_pair(tmp_path):
     df = pd.DataFrame(ESCI_ROWS)
     examples = df[["example_id", "query", "query_id", "product_id", "product_locale",

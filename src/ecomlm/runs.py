@@ -87,7 +87,7 @@ def load_run_data(spec: RunSpec) -> dict[str, list[Any]]:
     from ecomlm.data import load_splits, subsample
 
     task = get_task(spec.task, **spec.task_options)
-    splits = load_splits(spec.task, spec.source, seed=spec.seed)
+    splits = load_splits(spec.task, spec.source)  # the split never follows the run seed
     if spec.train_size is not None:
         splits["train"] = subsample(splits["train"], spec.train_size, seed=spec.seed, task=task)
     if spec.max_eval is not None:

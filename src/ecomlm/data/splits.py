@@ -138,14 +138,18 @@ def _synthetic(task: str, opts: dict[str, str], source: str) -> dict[str, list[A
 def load_splits(task: str, source: str = "synthetic", seed: int = 0) -> dict[str, list[Any]]:
     """Train/dev/test examples (the task's dataclasses) for a task from a source string.
 
-    ``seed`` only drives splitting of sources that lack a dev or test split (grouped, so
-    a query or product never straddles two splits). The synthetic data itself is fixed by
-    its own ``seed=`` option (default 0), so every run of a study sees the same test set.
+    ``seed`` is the *split* seed: it only drives splitting of sources that lack a dev or
+    test split (grouped, so a query or product never straddles two splits); the source's
+    own ``seed=`` option overrides it (``esci:FILE?seed=1``). It is never a run's training
+    seed: runs that differ only in their seed must be scored on the same test set. The
+    synthetic data is likewise fixed by its ``seed=`` option (default 0).
     """
     kind, path, opts = parse_source(source)
     _check_task(task, kind, source)
     if kind == "synthetic":
         return _synthetic(task, opts, source)
+    opts = dict(opts)
+    seed = _int_opt(opts, "seed", seed, source)
     module, name = _LOADERS[kind].split(":")
     loader = getattr(importlib.import_module(module), name)
     valid = [

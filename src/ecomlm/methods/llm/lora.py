@@ -251,7 +251,7 @@ class LoraMethod:
                 if name == self.task.name:
                     raise ValueError(f"mix_tasks repeats the run's own task {name!r}")
                 task = get_task(name)
-                extra = load_splits(name, source, seed=cfg.seed)["train"]
+                extra = load_splits(name, source)["train"]
                 extra = subsample(extra, min(len(train), len(extra)), seed=cfg.seed, task=task)
                 groups[name] = [
                     lora_data.encode_example(tok, task, ex, cfg.max_length, eot) for ex in extra
