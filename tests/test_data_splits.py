@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from ecomlm.data import group_split, parse_source, subsample
+from ecomlm.data import group_split, load_splits, parse_source, subsample
 from ecomlm.data.splits import fill_missing_splits
 
 
@@ -108,3 +108,19 @@ def test_subsample_with_real_task_labels():
     full, half = Counter(task.gold(e) for e in examples), Counter(task.gold(e) for e in sub)
     for label, n in full.items():
         assert abs(half[label] - n / 2) <= 1
+
+
+def test_dev_subset_draws_across_the_split():
+    """Early stopping must not score only the first groups of a split dealt by query."""
+    from ecomlm.data import dev_subset
+    from ecomlm.tasks import get_task
+
+    task = get_task("esci")
+    dev = load_splits("esci", "synthetic:n=20,dev=120,test=10")["dev"]
+    dev = sorted(dev, key=lambda e: task.gold(e))  # worst case: grouped by label
+    subset = dev_subset(dev, 40, task)
+    assert len(subset) == 40 and subset == dev_subset(dev, 40, task)  # fixed draw
+    assert {task.gold(e) for e in subset} == {task.gold(e) for e in dev}
+    assert subset != dev[:40]
+    assert dev_subset(dev, None, task) == dev and dev_subset(dev, 500, task) == dev
+    assert dev_subset(None, 10, task) == []

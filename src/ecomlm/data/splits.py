@@ -289,3 +289,13 @@ def subsample(examples: list[Any], size: int | float, seed: int = 0, task: Any =
         n = size
     chosen = sorted(_order(examples, seed, task)[:n])
     return [examples[i] for i in chosen]
+
+
+def dev_subset(dev: list[Any] | None, max_dev: int | None, task: Any = None) -> list[Any]:
+    """The dev examples a periodic evaluation scores: all, or ``max_dev`` of them drawn
+    (stratified by label, fixed seed 0) from the whole split. Never the first N: splits
+    are dealt by group, so the first examples come from a handful of queries."""
+    dev = list(dev or [])
+    if max_dev is None or max_dev >= len(dev):
+        return dev
+    return subsample(dev, max_dev, seed=0, task=task)

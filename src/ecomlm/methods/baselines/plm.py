@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ecomlm.data.splits import dev_subset
 from ecomlm.io import write_json
 from ecomlm.methods.base import METHOD_FILE, method_from_folder, method_header
 from ecomlm.methods.baselines.hf_train import (
@@ -43,7 +44,7 @@ class BertConfig:
     min_delta: float = 0.0  # a dev gain must exceed this to count as improvement
     max_seconds: float | None = None  # wall-clock training budget (None = epochs only)
     eval_every: int = 0  # steps between dev evaluations; 0 = once per epoch
-    max_dev: int = 500  # dev examples used for early stopping (first N)
+    max_dev: int = 500  # dev examples used for early stopping (drawn across the split)
     eval_batch_size: int = 64
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
@@ -152,7 +153,7 @@ class BertMethod:
         if cfg.class_balance and not self._tagger:
             features = [features[i] for i in balanced_draw(
                 [self.task.gold(ex) for ex in train], cfg.seed)]  # fmt: skip
-        dev_set = list(dev[: cfg.max_dev]) if dev else []
+        dev_set = dev_subset(dev, cfg.max_dev, self.task)
         dev_metric = cfg.dev_metric or self.task.main_metric
 
         def evaluate() -> float:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ecomlm.data.splits import dev_subset
 from ecomlm.io import read_json, write_json
 from ecomlm.methods.base import METHOD_FILE, method_from_folder, method_header
 from ecomlm.methods.baselines.hf_train import (
@@ -52,7 +53,7 @@ class Seq2SeqConfig:
     min_delta: float = 0.0  # a dev gain must exceed this to count as improvement
     max_seconds: float | None = None  # wall-clock training budget (None = epochs only)
     eval_every: int = 0  # steps between dev evaluations; 0 = once per epoch
-    max_dev: int = 64  # dev examples generated for early stopping (first N)
+    max_dev: int = 64  # dev examples generated for early stopping (drawn across the split)
     num_beams: int = 4
     max_new_tokens: int = 96
     min_new_tokens: int = 0
@@ -159,7 +160,7 @@ class Seq2SeqMethod:
                 features.append(
                     {"input_ids": source, "attention_mask": [1] * len(source), "labels": labels}
                 )
-        dev_set = list(dev[: cfg.max_dev]) if dev else []
+        dev_set = dev_subset(dev, cfg.max_dev, self.task)
 
         def evaluate() -> float:
             preds = self._generate(dev_set, num_beams=cfg.eval_num_beams)

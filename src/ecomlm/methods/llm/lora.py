@@ -131,7 +131,7 @@ class LoraMethod:
         patience: int = 3  # dev evaluations without a gain before stopping; 0 = off
         min_delta: float = 0.0
         eval_every: int = 0  # optimizer steps between dev evaluations; 0 = 4 per epoch
-        max_dev: int = 200  # dev examples scored per evaluation (first N)
+        max_dev: int = 200  # dev examples scored per evaluation (drawn across the split)
         dev_metric: str | None = None  # e.g. "f1_macro" for imbalanced classes
         # classification tasks: draw each class equally often (the label prior otherwise
         # dominates a small model's answers)

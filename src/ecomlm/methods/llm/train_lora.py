@@ -29,6 +29,7 @@ from typing import Any
 
 import torch
 
+from ecomlm.data.splits import dev_subset
 from ecomlm.io import atomic_write_dir
 from ecomlm.methods.convergence import Budget, EarlyStopping, not_trained_record, training_record
 from ecomlm.methods.llm import lora_data
@@ -289,12 +290,13 @@ def _optimizer(cfg: Any, params: list, total: int) -> tuple[Any, Any]:
 
 
 def dev_evaluator(method: Any, dev: list[Any] | None) -> tuple[str, Callable[[], float]] | None:
-    """(metric name, a function scoring the current adapter on the first ``max_dev`` dev
-    examples), or None when there is no dev set or early stopping is off."""
+    """(metric name, a function scoring the current adapter on ``max_dev`` dev examples
+    drawn across the whole split), or None when there is no dev set or early stopping
+    is off."""
     cfg, task = method.config, method.task
     if not dev or cfg.patience <= 0 or cfg.max_dev == 0:
         return None
-    subset = list(dev[: cfg.max_dev])
+    subset = dev_subset(dev, cfg.max_dev, task)
     metric = cfg.dev_metric or task.main_metric
 
     def evaluate() -> float:
