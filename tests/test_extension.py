@@ -61,6 +61,10 @@ class SentimentTask:
         metrics = classification_metrics([e.label for e in examples], pred, self.labels)
         return {**metrics, "invalid_rate": sum(not p.valid for p in predictions) / len(pred)}
 
+    # predict --input on the "review dump" format: a stars column instead of a label
+    dataset_file = "test_extension:read_review_dump"
+    dataset_columns = ("stars",)
+
     def synthetic_splits(self, task: str, seed: int = 0, noise: float | None = None,
                          n: int = 200, dev: int = 40, test: int = 40) -> dict:  # fmt: skip
         rng = random.Random(seed)
@@ -108,6 +112,15 @@ class MajorityMethod:
         method, _ = method_from_folder(cls, path)
         method.label = read_json(Path(path) / METHOD_FILE)["label"]
         return method
+
+
+def read_review_dump(path) -> list[ReviewExample]:
+    import csv
+
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    return [ReviewExample(r["body"], "positive" if int(r["stars"]) >= 4 else "negative")
+            for r in rows]  # fmt: skip
 
 
 @pytest.fixture
@@ -161,3 +174,11 @@ def test_toy_method_appears_in_grid_report_and_serve(registered, tmp_path):
         r = client.post("/v1/tasks/sentiment/predict", json={"input": {"text": "great mug"}})
         assert r.status_code == 200, r.text
         assert r.json()["predictions"][0]["value"] in SentimentTask.labels
+    from ecomlm.serve.batch import predict_file
+
+    dump = tmp_path / "dump.csv"  # the task's own format, not example fields
+    dump.write_text("stars,body\n5,great sturdy mug\n1,awful flimsy case\n")
+    summary = predict_file(run_dir, dump, tmp_path / "out.jsonl")
+    assert (summary.ok, summary.failed) == (2, 0)
+    rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [r["row"] for r in rows] == [2, 3]

@@ -140,6 +140,11 @@ def load_esci(
     return examples, splits if has_split else None
 
 
+def file_examples(path: str | Path) -> list[EsciExample]:
+    """Every example of an ESCI table (all locales, any split): ``predict --input FILE``."""
+    return load_esci(path, locale="all")[0]
+
+
 def _query_key(ex: EsciExample) -> str:
     return ex.query_id or ex.query
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import importlib
 import itertools
 import json
 import time
@@ -115,9 +116,10 @@ def iter_csv(path: Path, example_type: type) -> Iterator[Row]:
             yield row, (None if error else data), error
 
 
-def iter_rows(path: str | Path, example_type: type, task: str | None = None) -> Iterator[Row]:
+def iter_rows(path: str | Path, example_type: type, task: Any = None) -> Iterator[Row]:
     """Rows of a .jsonl/.csv file of example fields — or, when its columns are those of a
-    real dataset the task has a loader for (e.g. the ESCI table), that loader's examples."""
+    real dataset the task declares a reader for (e.g. the ESCI table), that reader's
+    examples."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"input file {path} not found")
@@ -132,20 +134,24 @@ def iter_rows(path: str | Path, example_type: type, task: str | None = None) -> 
     raise ValueError(f"{path}: unsupported input format {suffix!r}; use .jsonl or .csv")
 
 
-def _dataset_rows(path: Path, task: str | None) -> Iterator[Row] | None:
-    """The task's own loader over a dataset file (ESCI: ``esci_label``, ``product_*``
-    columns), rows numbered as file lines (header = line 1); None when it is not one."""
-    if task != "esci":
+def _dataset_rows(path: Path, task: Any) -> Iterator[Row] | None:
+    """The task's ``dataset_file`` reader over a file of its real format (recognised by
+    one of its ``dataset_columns``; a parquet file always is), rows numbered as file lines
+    (header = line 1); None when the task declares no reader or the file is not one."""
+    reader = getattr(task, "dataset_file", "") if task is not None else ""
+    if not reader:
         return None
-    import pandas as pd
+    if path.suffix.lower() != ".parquet":
+        import pandas as pd
 
-    columns = set(pd.read_csv(path, nrows=0).columns) if path.suffix != ".parquet" else set()
-    if path.suffix == ".csv" and not columns & {"esci_label", "product_bullet_point"}:
-        return None
-    from ecomlm.data.esci import load_esci
+        sep = "\t" if path.suffix.lower() == ".tsv" else ","
+        columns = set(pd.read_csv(path, nrows=0, sep=sep).columns)
+        if not columns & set(getattr(task, "dataset_columns", ())):
+            return None
     from ecomlm.tasks.base import example_to_dict
 
-    examples, _ = load_esci(path, locale="all")
+    module, name = reader.split(":")
+    examples = getattr(importlib.import_module(module), name)(path)
     return ((i + 2, example_to_dict(ex), None) for i, ex in enumerate(examples))
 
 
@@ -208,7 +214,7 @@ def predict_file(
     example_type = served.task.example_type
     input_path, output_path = Path(input_path), Path(output_path)
     check_output_path(input_path, output_path)
-    rows = iter_rows(input_path, example_type, served.task.name)
+    rows = iter_rows(input_path, example_type, served.task)
     total = _count_lines(input_path) - (1 if input_path.suffix.lower() == ".csv" else 0)
 
     ok = failed = 0

@@ -10,7 +10,8 @@ about it (``TaskBase`` has the defaults; a duck-typed task gets the same default
 through the helpers below, so a task defined in a test needs none of them):
 ``kind``, ``input_text``, ``text_pair``, ``input_problem``, ``classical_floor``,
 ``source_text`` / ``target_texts`` (text generation), and for ``hf:`` datasets
-``hf_columns``, ``hf_fill``, ``row_loader`` and ``split_key``.
+``hf_columns``, ``hf_fill``, ``row_loader`` and ``split_key``; for ``predict`` on a
+file of the task's real format ``dataset_file`` and ``dataset_columns``.
 """
 
 from __future__ import annotations
@@ -95,6 +96,11 @@ class TaskBase:
     # "module:function" turning a mapped row dict into an example (``(row, where)``);
     # "" = ``example_from_dict`` of ``example_type``
     row_loader: str = ""
+    # ``predict --input FILE`` on a file of the task's real dataset format: "module:function"
+    # reading such a file into examples (``path -> list``), and the columns that identify a
+    # .csv/.tsv as one (a .parquet always is); "" = rows of example fields only
+    dataset_file: str = ""
+    dataset_columns: tuple[str, ...] = ()
 
     def input_text(self, example: Any) -> str:
         """The text that represents the example's input (classical floors, encoders,

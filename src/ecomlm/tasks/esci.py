@@ -162,6 +162,8 @@ class EsciTask(TaskBase):
         "example_id": ("example_id", "id"),
     }
     row_loader = "ecomlm.data.esci:row_to_example"
+    dataset_file = "ecomlm.data.esci:file_examples"  # the joined table / official pair
+    dataset_columns = ("esci_label", "product_bullet_point")
 
     def __init__(self, ways: int = 4):
         if ways not in (2, 4):
