@@ -25,7 +25,6 @@ synthetic generator.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import time
@@ -38,39 +37,12 @@ from ecomlm.io import write_json
 
 @torch.inference_mode()
 def prefill_limit(model: Any, tok: Any, prompts: list[list[int]], batch: int) -> None:
-    """Forward over every prompt's tokens after the shared prefix, against its cache."""
-    from ecomlm.methods.llm.causal_lm import (
-        MIN_SHARED_PREFIX,
-        _positions,
-        left_padded,
-        shared_prefix,
-    )
+    """Forward over every prompt's tokens after the shared prefix, against its cache:
+    ``score_labels``' own prompt pass, without the labels' continuation."""
+    from ecomlm.methods.llm.causal_lm import prefill_batches
 
-    device = next(model.parameters()).device
-    prefix = shared_prefix(prompts)
-    prefix = prefix if len(prefix) >= MIN_SHARED_PREFIX else []
-    n = len(prefix)
-    cache = None
-    if prefix:
-        cache = model(torch.tensor([prefix]), use_cache=True, logits_to_keep=1).past_key_values
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-    for start in range(0, len(order), batch):
-        rows = [prompts[i][n:] for i in order[start : start + batch]]
-        inputs = left_padded(tok, rows, device)
-        mask = inputs["attention_mask"]
-        past = None
-        if cache is not None:
-            past = copy.deepcopy(cache)
-            past.batch_repeat_interleave(len(rows))
-            mask = torch.cat([mask.new_ones(len(rows), n), mask], dim=1)
-        model(
-            input_ids=inputs["input_ids"],
-            attention_mask=mask,
-            position_ids=_positions(inputs["attention_mask"]) + n,
-            past_key_values=past,
-            use_cache=True,
-            logits_to_keep=1,
-        )
+    for _ in prefill_batches(model, tok, prompts, batch):
+        pass
 
 
 def measure(args: argparse.Namespace, precision: str) -> dict[str, Any]:
