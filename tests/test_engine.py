@@ -132,6 +132,12 @@ def test_lora_run_on_the_engine_matches_transformers(engine, random_adapter):
     assert got == [p.raw for p in theirs.predict(examples)]
     base = [engine.complete(_prompt_ids(task, ex), 20)[0] for ex in examples]
     assert got != base  # the adapter was applied
+    built = ours._engine[1]
+    assert [p.raw for p in ours.predict(examples)] == got and ours._engine[1] is built  # reused
+    for name, param in ours.model.named_parameters():
+        if "lora_B" in name:
+            param.data.zero_()  # new weights (here: the identity adapter) -> a new engine
+    assert [p.raw for p in ours.predict(examples)] == base and ours._engine[1] is not built
 
 
 def test_gguf_lora_names_and_shapes_follow_llama_cpp(random_adapter, tmp_path):

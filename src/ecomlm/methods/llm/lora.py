@@ -180,6 +180,7 @@ class LoraMethod:
         self.tokenizer: Any = None
         self.history: list[dict[str, float]] = []
         self.extra_cost: dict[str, Any] = {}
+        self._engine: tuple[str, Any] | None = None  # (adapter fingerprint, llama.cpp engine)
         self.resumed_from = 0
         self.training_record: dict[str, Any] = {}
 
@@ -369,21 +370,38 @@ class LoraMethod:
         self, examples: list[Any], prompts: list[list[int]], new_tokens: int
     ) -> list[Prediction]:
         """Greedy answers from llama.cpp: base GGUF + this adapter as a GGUF LoRA."""
+        engine = self._llama_cpp_engine()
+        grammar = getattr(self.task, "answer_grammar", None)
+        texts = [engine.complete(ids, new_tokens, grammar(ex) if grammar and
+                                 self.config.constrained else None)[0]
+                 for ids, ex in zip(prompts, examples, strict=True)]  # fmt: skip
+        return [self.task.parse(t, ex) for t, ex in zip(texts, examples, strict=True)]
+
+    def _llama_cpp_engine(self) -> Any:
+        """The engine for the adapter's current weights: built (adapter saved, converted,
+        GGUF loaded: seconds) only when they changed since the last call, so a served
+        model or a repeated evaluation reuses it; training steps invalidate it."""
+        import hashlib
         import tempfile
 
         from ecomlm.methods.llm.engine import LlamaCppEngine
 
-        grammar = getattr(self.task, "answer_grammar", None)
+        digest = hashlib.blake2b(digest_size=16)
+        for name, tensor in sorted(self.model.state_dict().items()):
+            if "lora_" in name:
+                digest.update(name.encode())
+                digest.update(tensor.detach().float().cpu().numpy().tobytes())
+        key = digest.hexdigest()
+        if self._engine is not None and self._engine[0] == key:
+            return self._engine[1]
+        if self._engine is not None:
+            self._engine[1].close()
+            self._engine = None
         with tempfile.TemporaryDirectory() as tmp:
             self.model.save_pretrained(tmp)
             engine = LlamaCppEngine(self.config.base_model, adapter=tmp)
-        try:
-            texts = [engine.complete(ids, new_tokens, grammar(ex) if grammar and
-                                     self.config.constrained else None)[0]
-                     for ids, ex in zip(prompts, examples, strict=True)]  # fmt: skip
-        finally:
-            engine.close()
-        return [self.task.parse(t, ex) for t, ex in zip(texts, examples, strict=True)]
+        self._engine = (key, engine)
+        return engine
 
     # ------------------------------------------------------------------ save / load
     def save(self, path: str | Path) -> None:
