@@ -424,6 +424,36 @@ def test_report_on_tiny_study(tmp_path, fake):
     assert m["lo"] <= m["value"] <= m["hi"]
 
 
+def test_report_metric_chosen_per_task(tmp_path, fake):
+    """``tasks[].metric`` makes the report rank, compare, flag and export by that metric."""
+    import yaml
+
+    from ecomlm.study.config import load_study
+    from ecomlm.study.report import load_runs, run_summaries, write_report
+    from ecomlm.study.runner import run_study
+
+    data = {"name": "macro", "train_sizes": [64], "max_eval": 60, "bootstrap": 50,
+            "bootstrap_budget_s": 0, "tasks": [{"name": "esci", "metric": "f1_macro"}],
+            "methods": [{"name": "classical", "config": {"tune_c": False}},
+                        {"name": "lora", "config": {"quality": 0.9}}]}  # fmt: skip
+    study_dir = tmp_path / "macro"
+    summary = run_study(load_study(_write(tmp_path, data)), study_dir, log=lambda s: None)
+    assert summary["failed"] == 0
+    md = Path(summary["report"]).read_text()
+    assert "| method | esci (f1_macro) |" in md and "**esci** (f1_macro)" in md
+    stats = json.loads(next(study_dir.glob("esci-lora-*/stats.json")).read_text())
+    assert stats["main_metric"] == "f1_macro" and len(stats["main_samples"]) == 50
+    records = run_summaries(load_runs(study_dir, n_boot=50))
+    for r in records:
+        assert r["metric"] == "f1_macro" and r["score"] == r["metrics"]["f1_macro"]
+        assert r["majority_baseline"] < 0.3  # the constant answer's macro-F1, not accuracy
+    config = yaml.safe_load((study_dir / "study.yaml").read_text())
+    config["tasks"][0]["metric"] = "f1_macr"
+    (study_dir / "study.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(ValueError, match=r"study.yaml: tasks: esci: metric 'f1_macr' is not"):
+        write_report(study_dir, tmp_path / "r", n_boot=50)
+
+
 @pytest.mark.slow
 def test_real_llm_methods_in_a_study(tmp_path, tiny_llama):
     """lora, mixed-task lora (adapter_path), merge and icl wired through the runner.

@@ -64,6 +64,9 @@ class TaskEntry(_Strict):
     eval_split: str = "test"
     max_eval: int | None = Field(default=None, gt=0)
     train_sizes: list[TrainSize] | None = None  # overrides the study's list for this task
+    # the metric the report ranks, compares, flags (vs the majority baseline) and plots
+    # this task by; default the task's main metric; e.g. f1_macro for imbalanced labels
+    metric: str | None = None
 
     @field_validator("name")
     @classmethod

@@ -201,11 +201,13 @@ def run_stats(
     seed: int = 0,
     alpha: float = 0.05,
     budget_s: float = 5.0,
+    metric: str | None = None,
 ) -> dict[str, Any]:
     """CIs for every metric of a finished run, cached in ``stats.json``.
 
-    The cache also keeps the main metric's bootstrap sample and a digest of the
-    evaluated examples, so paired tests between runs need no recomputation.
+    The cache also keeps the bootstrap sample of the main metric (``metric``, default
+    the task's own) and a digest of the evaluated examples, so paired tests between
+    runs need no recomputation.
     """
     run = Path(run_dir)
     cache = run / STATS_FILE
@@ -213,19 +215,23 @@ def run_stats(
     stamp = preds_path.stat().st_mtime_ns
     if cache.exists():
         cached = read_json(cache)
-        if (cached.get("n_boot"), cached.get("seed"), cached.get("predictions_mtime_ns")) == (
-            n_boot,
-            seed,
-            stamp,
-        ):
+        fresh = (cached.get("n_boot"), cached.get("seed"), cached.get("predictions_mtime_ns"))
+        if fresh == (n_boot, seed, stamp) and metric in (None, cached.get("main_metric")):
             return cached
     task, examples, predictions = load_predictions(run)
-    point, samples = bootstrap_samples(task, examples, predictions, n_boot, seed, budget_s=budget_s)
+    main = metric or task.main_metric
+    point, samples = bootstrap_samples(
+        task, examples, predictions, n_boot, seed, required=(main,), budget_s=budget_s
+    )
+    if main not in point:
+        raise ValueError(
+            f"metric {main!r} is not a metric of task {task.name!r} "
+            f"(its metrics: {', '.join(sorted(point))})"
+        )
     metrics = {}
     for m, value in point.items():
         lo, hi = percentile_ci(samples[m], alpha) if m in samples else (np.nan, np.nan)
         metrics[m] = {"value": value, "lo": lo, "hi": hi, "n_boot": int(len(samples.get(m, [])))}
-    main = task.main_metric
     out = {
         "n_boot": n_boot,
         "seed": seed,

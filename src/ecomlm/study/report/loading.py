@@ -13,7 +13,7 @@ from ecomlm.methods import MethodInfo, method_info
 from ecomlm.methods.convergence import TRAINING_FILE
 from ecomlm.study import verdicts
 from ecomlm.study.grid import MIXED_KIND
-from ecomlm.study.store import PLAN_FILE, RESULTS_FILE, run_finished
+from ecomlm.study.store import CONFIG_FILE, PLAN_FILE, RESULTS_FILE, run_finished
 
 # Method families (``MethodInfo.family``): grouping of the headline comparison and the
 # order of labels in tables and figures (mixed-task adapters right after their family).
@@ -93,6 +93,13 @@ def _main_metric(task: str, options: dict) -> str:
     return get_task(task, **(options or {})).main_metric
 
 
+def report_metrics(study: Path) -> dict[str, str]:
+    """Task -> the metric its ``tasks[].metric`` entry of the saved study config names."""
+    path = study / CONFIG_FILE
+    tasks = (read_yaml(path) or {}).get("tasks") or [] if path.exists() else []
+    return {t["name"]: t["metric"] for t in tasks if isinstance(t, dict) and t.get("metric")}
+
+
 def _unplanned(name: str, spec: dict[str, Any]) -> dict[str, Any]:
     """Plan-like metadata for a run folder made outside a study (e.g. ``ecomlm train``)."""
     import re
@@ -141,13 +148,14 @@ def load_runs(
             planned.append(_unplanned(cfg_path.parent.name, read_yaml(cfg_path)))
     runs = []
     metric_of: dict[tuple, str] = {}
+    chosen = report_metrics(study)
     for p in planned:
         run_dir = study / p["id"]
         row = rows.get(p["id"], {})
         options = p["spec"].get("task_options") or {}
         key = (p["task"], tuple(sorted(options.items())))
         if key not in metric_of:
-            metric_of[key] = _main_metric(p["task"], options)
+            metric_of[key] = chosen.get(p["task"]) or _main_metric(p["task"], options)
         metrics_path = run_dir / "metrics.json"
         finished = run_finished(run_dir)
         status = row.get("status") or ("done" if finished else "todo")
@@ -179,9 +187,15 @@ def load_runs(
             _classification_extras(run, p["spec"])
             if n_boot and (run_dir / "predictions.jsonl").exists():
                 try:
-                    run.stats = run_stats(run_dir, n_boot=n_boot, seed=seed, budget_s=budget_s)
+                    run.stats = run_stats(run_dir, n_boot=n_boot, seed=seed, budget_s=budget_s,
+                                          metric=run.main_metric)  # fmt: skip
                 except Exception as e:  # a broken predictions file must not kill the report
                     run.error = f"statistics failed: {e}"
+            if p["task"] in chosen and run.main_metric not in run.metrics:
+                raise ValueError(
+                    f"{study / CONFIG_FILE}: tasks: {run.task}: metric {run.main_metric!r} is "
+                    f"not a metric of the task (its metrics: {', '.join(sorted(run.metrics))})"
+                )
         runs.append(run)
     return runs
 
