@@ -124,3 +124,24 @@ def test_study_on_ray_store_and_resume(ray_session, tmp_path):
         )
     )
     assert row["status"] == "done" and (study_dir / victim / "metrics.json").exists()
+
+
+def test_time_budget_finishes_the_runs_in_flight(ray_session, tmp_path):
+    """At the time budget nothing new starts, and the runs already running on the cluster
+    finish and are recorded: computed work is never cancelled."""
+    cfg = parse_study({
+        "name": "budget", "output_dir": str(tmp_path), "seeds": [0, 1, 2],
+        "train_sizes": [None], "bootstrap": 0, "report": False,
+        "tasks": [{"name": "esci", "source": "synthetic:n=3000,dev=200,test=200"}],
+        "methods": [{"name": "classical"}],
+    })  # fmt: skip
+    # each run takes seconds, the budget half of one: it ends at the first result, when
+    # the cluster (2 CPUs) runs two
+    summary = run_study(cfg, executor=make_ray_executor(), write_report=False,
+                        log=lambda s: None, time_budget_s=0.5)  # fmt: skip
+    study_dir = Path(summary["study_dir"])
+    done = [r for r in ResultStore(study_dir).rows.values() if r["status"] == "done"]
+    assert summary["done"] == len(done) == 2  # the one in flight finished too
+    assert all((study_dir / r["id"] / "metrics.json").exists() for r in done)
+    rest = run_study(cfg, executor=make_ray_executor(), write_report=False, log=lambda s: None)
+    assert rest["done"] == 1 and len(ResultStore(study_dir).rows) == 3

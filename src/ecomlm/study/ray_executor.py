@@ -114,8 +114,12 @@ def make_ray_executor(
 ) -> Callable[[list[Any]], Iterator[dict[str, Any]]]:
     """An executor for ``run_study(cfg, executor=...)`` running each job as a Ray task.
 
-    ``max_in_flight`` caps how many runs are submitted at once (default: all of
-    the wave; Ray queues what the cluster cannot place yet).
+    ``max_in_flight`` caps how many runs are submitted at once (default: as many as
+    the cluster's CPUs hold at ``num_cpus`` each, so a submitted run is a running one).
+    When the consumer stops early (the study's time budget), nothing new is submitted
+    and the runs in flight are waited for, not cancelled: their folders are complete
+    and the study records them (``ResultStore.adopt_finished``). An error or Ctrl-C
+    cancels them.
     """
 
     def ray_executor(jobs: list[Any]) -> Iterator[dict[str, Any]]:
@@ -126,7 +130,7 @@ def make_ray_executor(
         remote = ray.remote(max_retries=0)(_run_job_remote)
         queue = list(jobs)
         pending: dict[Any, tuple[Any, float]] = {}
-        limit = max_in_flight or len(queue)
+        limit = max_in_flight or max(1, int(ray.cluster_resources().get("CPU", 1) // num_cpus))
 
         def submit() -> None:
             while queue and len(pending) < limit:
@@ -144,10 +148,16 @@ def make_ray_executor(
                     result = ray.get(ready[0])
                 except Exception as e:  # worker died, out of memory, unpicklable, ...
                     result = _failed(job, f"ray task failed: {type(e).__name__}: {e}", start)
-                submit()
                 yield result
+                submit()  # after the consumer took the result: it may have stopped
+        except GeneratorExit:  # the consumer stopped early: let the running runs finish
+            queue.clear()
+            if pending:
+                ray.wait(list(pending), num_returns=len(pending))
+            pending.clear()
+            raise
         finally:
-            for ref in pending:  # interrupted (Ctrl-C) or the consumer stopped early
+            for ref in pending:  # an error or Ctrl-C: nothing more is waited for
                 ray.cancel(ref, force=True)
 
     return ray_executor

@@ -367,7 +367,8 @@ def _run_waves(
             make_job(r, store.dir, cfg.bootstrap, cfg.bootstrap_seed, cfg.bootstrap_budget_s)
             for r in ready
         ]
-        for result in run_fn(jobs):
+        results = run_fn(jobs)
+        for result in results:
             run = by_id[result["id"]]
             store.put(run.id, **_meta(run), **_result_fields(result))
             counts[result["status"]] += 1
@@ -376,6 +377,13 @@ def _run_waves(
             if deadline and time.monotonic() > deadline:
                 log("time budget reached: the next call resumes from here")
                 break
+        close = getattr(results, "close", None)
+        if close is not None:
+            close()  # a parallel executor finishes the runs it has in flight
+        for run in ready:  # ... and those are recorded now, not re-run next time
+            if store.adopt_finished(run.id, _meta(run)):
+                counts["done"] += 1
+                bar.update(1)
     return counts
 
 
