@@ -231,11 +231,17 @@ def test_resume_continues_from_checkpoint(tiny_llama, tmp_path, monkeypatch):
     monkeypatch.setattr(lora_mod, "save_checkpoint", real_save)
 
     resumed = LoraMethod(task, config(tiny_llama, tmp_path / "b", **cfg)).fit(train)
-    assert resumed.resumed_from == 3
-    assert [h["step"] for h in resumed.history] == [4, 5, 6]
+    assert resumed.resumed_from == 3 and resumed.resumed_seconds > 0
+    assert [h["step"] for h in resumed.history] == [1, 2, 3, 4, 5, 6]  # the whole history
     assert [h["loss"] for h in resumed.history] == pytest.approx(
-        [h["loss"] for h in full.history[3:]], rel=1e-4
+        [h["loss"] for h in full.history], rel=1e-4
     )
+    # the record covers the whole training: examples seen before the crash count, and
+    # its seconds include the time trained before it (the budget's clock too)
+    done, again = full.training_record, resumed.training_record
+    assert again["examples_seen"] == done["examples_seen"] and again["steps"] == 6
+    assert again["train_seconds"] >= resumed.resumed_seconds
+    assert resumed.extra_cost["train_tokens"] == full.extra_cost["train_tokens"]
     # a different config does not pick up a foreign checkpoint
     other = LoraMethod(task, config(tiny_llama, tmp_path / "b", max_steps=2, lr=1e-3)).fit(train)
     assert other.resumed_from == 0

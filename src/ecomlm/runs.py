@@ -123,7 +123,8 @@ def execute_run(
     else:
         method = make_method(spec.method, task, spec.method_config)
         method.fit(splits["train"], splits.get("dev"))
-    train_seconds = time.perf_counter() - start
+    # a run resumed from a checkpoint also trained before this process started
+    train_seconds = time.perf_counter() - start + getattr(method, "resumed_seconds", 0.0)
     history = getattr(method, "history", None) or []
     if world_size() > 1:
         history = gather_history(history)  # a collective: every rank takes part

@@ -147,13 +147,20 @@ def optimize(
     best: dict[str, torch.Tensor] | None = None
     fingerprint = method._fingerprint(plan.groups, plan.world)
     ckpt = method._checkpoint_dir(fingerprint)
-    step = 0
+    step, progress = 0, {}
     if ckpt is not None and cfg.resume:
-        step, best = load_checkpoint(ckpt, fingerprint, model, optimizer, scheduler, stopper)
+        step, best, progress = load_checkpoint(ckpt, fingerprint, model, optimizer, scheduler,
+                                               stopper)  # fmt: skip
     method.resumed_from = step
+    # a resumed run continues its clocks and counters: the budget, the seconds and the
+    # examples it reports cover the whole training, not just this process
+    method.resumed_seconds = float(progress.get("seconds", 0.0))
+    start = time.perf_counter() - method.resumed_seconds
+    start_cpu = time.process_time() - float(progress.get("cpu_seconds", 0.0))
+    stopper.started = start
+    counters = Counters(**progress.get("counters", {}), history=progress.get("history", []))
     every = cfg.eval_every or max(1, per_epoch // 4)
-    counters, diverged = Counters(), False
-    start, start_cpu = time.perf_counter(), time.process_time()
+    diverged = False
     epoch, done = _locate(step, plan, cfg.grad_accum)
     while step < total and not diverged and not stopper.patience_exhausted:
         batches = plan(epoch)
@@ -183,8 +190,9 @@ def optimize(
             if ckpt is not None and cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
                 accelerator.wait_for_everyone()
                 if accelerator.is_main_process:
+                    progress = _progress(counters, start, start_cpu)
                     save_checkpoint(ckpt, fingerprint, step, model, optimizer, scheduler,
-                                    stopper, best)  # fmt: skip
+                                    stopper, best, progress)  # fmt: skip
             if out_of_time or stopper.patience_exhausted:
                 break
         if budget.max_seconds is not None and time.perf_counter() - start >= budget.max_seconds:
@@ -405,13 +413,26 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 _STOPPER_FIELDS = ("best_score", "best_step", "bad_evals", "curve")
 
 
+def _progress(counters: Counters, start: float, start_cpu: float) -> dict[str, Any]:
+    """What a resumed run must carry on: seconds so far and what was processed."""
+    return {
+        "seconds": time.perf_counter() - start,
+        "cpu_seconds": time.process_time() - start_cpu,
+        "counters": {k: getattr(counters, k) for k in ("tokens", "answer_tokens", "padded",
+                                                       "examples")},  # fmt: skip
+        "history": list(counters.history),
+    }
+
+
 def save_checkpoint(
     folder: Path, fingerprint: str, step: int, model: Any, optimizer: Any, scheduler: Any,
     stopper: EarlyStopping, best: dict[str, torch.Tensor] | None,
+    progress: dict[str, Any] | None = None,
 ) -> None:  # fmt: skip
-    """Adapter + optimizer + scheduler + RNG + step + early-stopping state, written to a
-    temp folder then swapped in."""
+    """Adapter + optimizer + scheduler + RNG + step + early-stopping state + progress
+    (seconds, counters, loss history), written to a temp folder then swapped in."""
     state = {
+        "progress": progress or {},
         "fingerprint": fingerprint,
         "step": step,
         "optimizer": optimizer.state_dict(),
@@ -431,17 +452,18 @@ def save_checkpoint(
 def load_checkpoint(
     folder: Path, fingerprint: str, model: Any, optimizer: Any, scheduler: Any,
     stopper: EarlyStopping,
-) -> tuple[int, dict[str, torch.Tensor] | None]:  # fmt: skip
-    """Restore a matching checkpoint; returns (step to continue from, best weights)."""
+) -> tuple[int, dict[str, torch.Tensor] | None, dict[str, Any]]:  # fmt: skip
+    """Restore a matching checkpoint; returns (step to continue from, best weights,
+    progress so far)."""
     if not (folder / STATE_FILE).exists():
         old = folder.with_name(f".{folder.name}.old")  # crash between the two renames
         if not (old / STATE_FILE).exists():
-            return 0, None
+            return 0, None, {}
         folder = old
     state = torch.load(folder / STATE_FILE, weights_only=False)
     if state.get("fingerprint") != fingerprint:
         print(f"[lora] ignoring checkpoint {folder}: made with another config or data", flush=True)
-        return 0, None
+        return 0, None, {}
     from peft import set_peft_model_state_dict
     from safetensors.torch import load_file
 
@@ -453,4 +475,4 @@ def load_checkpoint(
     for name, value in (state.get("stopper") or {}).items():
         setattr(stopper, name, value)
     print(f"[lora] resumed from {folder} at step {state['step']}", flush=True)
-    return int(state["step"]), state.get("best")
+    return int(state["step"]), state.get("best"), state.get("progress") or {}
