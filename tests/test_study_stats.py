@@ -111,3 +111,30 @@ def test_run_stats_reads_predictions_and_caches(tmp_path):
     again = run_stats(tmp_path, n_boot=300, seed=0, budget_s=0)
     assert again["main_samples"] == stats["main_samples"]
     assert (tmp_path / "stats.json").stat().st_mtime_ns == stamp  # served from the cache
+
+
+def test_correlated_examples_are_resampled_by_query():
+    """The judged products of one ESCI query are drawn together: when a system is right or
+    wrong on whole queries, the CI is far wider than an example-level bootstrap claims."""
+    import dataclasses
+
+    rng = np.random.default_rng(0)
+    examples, predictions = [], []
+    for q in range(20):
+        right = rng.random() < 0.5  # a query is all right or all wrong
+        for j in range(25):
+            gold = ESCI_LABELS[j % 4]
+            examples.append(EsciExample(query=f"q{q}", product_title=f"p{q}-{j}", label=gold,
+                                        query_id=str(q)))  # fmt: skip
+            predictions.append(Prediction(gold if right else ESCI_LABELS[(j + 1) % 4]))
+    task = get_task("esci")
+    grouped = bootstrap_ci(task, examples, predictions, 1000, 0, budget_s=0)["accuracy"]
+    alone = [dataclasses.replace(e, query=f"x{i}", query_id="") for i, e in enumerate(examples)]
+    flat = bootstrap_ci(task, alone, predictions, 1000, 0, budget_s=0)["accuracy"]
+    assert grouped["value"] == flat["value"]
+    assert grouped["hi"] - grouped["lo"] > 3 * (flat["hi"] - flat["lo"])
+    # corpus-level metrics (recomputed per resample) are drawn by query too
+    macro = bootstrap_ci(task, examples, predictions, 200, 0, required=("f1_macro",))
+    macro_flat = bootstrap_ci(task, alone, predictions, 200, 0, required=("f1_macro",))
+    width = macro["f1_macro"]["hi"] - macro["f1_macro"]["lo"]
+    assert width > 2 * (macro_flat["f1_macro"]["hi"] - macro_flat["f1_macro"]["lo"])

@@ -1,10 +1,13 @@
 """Bootstrap confidence intervals and paired bootstrap tests over a run's predictions.
 
-Resampling unit: the evaluated example. One index matrix ``idx`` (n_boot x n,
-drawn with ``numpy.random.default_rng(seed)``) is used for every metric, and for
-every run evaluated on the same examples with the same seed — so two runs'
-bootstrap samples are *paired* and a comparison is just the difference of their
-cached samples.
+Resampling unit: the group the task splits its data by (``split_key``: an ESCI
+query, a QueryNER query, a product), so correlated examples — the ~50 judged
+products of one ESCI query — are drawn together and the CIs are not too narrow; a
+task whose examples are their own groups is resampled example by example. One draw
+matrix (n_boot x n_groups, ``numpy.random.default_rng(seed)``) is used for every
+metric, and for every run evaluated on the same examples with the same seed — so two
+runs' bootstrap samples are *paired* and a comparison is just the difference of
+their cached samples.
 
 * Metrics the task exposes per example (``task.example_metrics``: accuracy,
   ROUGE, invalid rate, ...) are resampled as means of those values (vectorised).
@@ -31,9 +34,10 @@ import numpy as np
 
 from ecomlm.io import read_json, read_jsonl, read_yaml, write_json
 from ecomlm.tasks import Prediction, Task, get_task
-from ecomlm.tasks.base import example_from_dict
+from ecomlm.tasks.base import example_from_dict, task_hook
 
 STATS_FILE = "stats.json"
+RESAMPLING = "groups"  # stats.json caches made another way are recomputed
 
 
 def load_predictions(run_dir: str | Path) -> tuple[Task, list[Any], list[Prediction]]:
@@ -59,6 +63,14 @@ def examples_digest(examples: list[Any]) -> str:
 
 def bootstrap_indices(n: int, n_boot: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+
+
+def resampling_groups(task: Task, examples: list[Any]) -> np.ndarray:
+    """Per example, the index of its resampling group (the task's ``split_key``), in
+    order of first appearance: examples that are their own groups give 0..n-1."""
+    key = task_hook(task, "split_key")
+    ids: dict[Any, int] = {}
+    return np.array([ids.setdefault(key(ex), len(ids)) for ex in examples], dtype=int)
 
 
 def _numeric(metrics: dict[str, Any]) -> dict[str, float]:
@@ -89,13 +101,20 @@ def bootstrap_samples(
     """
     required = required if required is not None else (task.main_metric,)
     point = _numeric(task.score(examples, predictions))
-    idx = bootstrap_indices(len(examples), n_boot, seed)
+    groups = resampling_groups(task, examples)
+    n_groups = int(groups.max()) + 1 if len(groups) else 0
+    draws = bootstrap_indices(n_groups, n_boot, seed)  # (n_boot, n_groups) group indices
+    counts = np.zeros((n_boot, n_groups))
+    np.add.at(counts, (np.arange(n_boot)[:, None], draws), 1.0)
+    sizes = np.bincount(groups, minlength=n_groups)
+    members = [np.flatnonzero(groups == g) for g in range(n_groups)]
     samples: dict[str, np.ndarray] = {}
     per_example = getattr(task, "example_metrics", None)
     if per_example is not None and n_boot:
         for name, values in per_example(examples, predictions).items():
-            if name in point:
-                samples[name] = np.asarray(values, dtype=float)[idx].mean(axis=1)
+            if name in point:  # the mean over the drawn groups' examples
+                sums = np.bincount(groups, np.asarray(values, dtype=float), n_groups)
+                samples[name] = (counts @ sums) / (counts @ sizes)
     rest = [m for m in point if m not in samples]
     if not rest or not n_boot:
         return point, samples
@@ -111,7 +130,7 @@ def bootstrap_samples(
                 return point, samples  # too slow for a meaningful CI: report none
         if b >= used:
             break
-        rows = idx[b]
+        rows = np.concatenate([members[g] for g in draws[b]])
         scored = task.score([examples[i] for i in rows], [predictions[i] for i in rows])
         for m in rest:
             out[m][b] = scored.get(m, np.nan)
@@ -215,8 +234,12 @@ def run_stats(
     stamp = preds_path.stat().st_mtime_ns
     if cache.exists():
         cached = read_json(cache)
-        fresh = (cached.get("n_boot"), cached.get("seed"), cached.get("predictions_mtime_ns"))
-        if fresh == (n_boot, seed, stamp) and metric in (None, cached.get("main_metric")):
+        fresh = (cached.get("n_boot"), cached.get("seed"), cached.get("predictions_mtime_ns"),
+                 cached.get("resampling"))  # fmt: skip
+        if fresh == (n_boot, seed, stamp, RESAMPLING) and metric in (
+            None,
+            cached.get("main_metric"),
+        ):
             return cached
     task, examples, predictions = load_predictions(run)
     main = metric or task.main_metric
@@ -237,6 +260,8 @@ def run_stats(
         "seed": seed,
         "alpha": alpha,
         "n": len(examples),
+        "resampling": RESAMPLING,
+        "n_groups": int(len(set(resampling_groups(task, examples).tolist()))),
         "main_metric": main,
         "examples_digest": examples_digest(examples),
         "predictions_mtime_ns": stamp,

@@ -108,7 +108,8 @@ def _comparison_section(comps: list[dict[str, Any]], n_boot: int) -> list[Block]
             f"Difference in the main metric between the best run of each group (LoRA = single- "
             f"or mixed-task LoRA; PLM = fine-tuned BERT-style / seq2seq; ICL = in-context "
             f"learning), with its 95% CI and two-sided paired-bootstrap p-value over "
-            f"{n_boot} resamples of the same evaluated examples. Significant = p < {ALPHA}. "
+            f"{n_boot} resamples (by group, as the CIs) of the same evaluated examples. "
+            f"Significant = p < {ALPHA}. "
             "'not paired' = the runs were evaluated on different examples.",
         ),
         ("table", table),

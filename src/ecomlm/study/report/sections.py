@@ -36,7 +36,8 @@ def _main_table(runs: list[Run], tasks: list[str], labels: list[str]) -> list[Bl
         (
             "p",
             "Main metric on the evaluation split with its 95% bootstrap CI (resampling "
-            "evaluated examples), for each method at its largest train size (n), with the "
+            "the evaluated examples by the groups the task splits by: whole ESCI queries, "
+            "queries, products), for each method at its largest train size (n), with the "
             "run's stop reason (converged / budget / diverged / not_trained) and its invalid-"
             "answer rate; the best run of a task is bold only when it may carry a claim "
             "(converged or untrained, not suspect) and no other run scores higher. "
