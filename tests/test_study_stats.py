@@ -45,7 +45,7 @@ def test_ci_of_a_mean_matches_numpy_and_analytic_value():
     half = 1.96 * np.sqrt(p * (1 - p) / n)
     assert acc["lo"] == pytest.approx(p - half, abs=0.012)
     assert acc["hi"] == pytest.approx(p + half, abs=0.012)
-    assert ci["f1_macro"]["n_boot"] == 0  # no time budget for secondary corpus metrics
+    assert ci["f1_macro"]["n_boot"] == 1000  # F1 from resampled counts: no budget needed
     # corpus-level metrics (macro-F1) get a CI by recomputing the task's score
     ci = bootstrap_ci(
         get_task("esci"), examples[:60], predictions[:60], 100, 3, required=("f1_macro",)
@@ -106,7 +106,8 @@ def test_run_stats_reads_predictions_and_caches(tmp_path):
     stats = run_stats(tmp_path, n_boot=300, seed=0, budget_s=0)
     assert stats["n"] == 120 and len(stats["main_samples"]) == 300
     assert stats["metrics"]["accuracy"]["value"] == pytest.approx(correct.mean())
-    assert np.isnan(stats["metrics"]["f1_macro"]["lo"])  # no time budget: no CI, not a bad one
+    macro = stats["metrics"]["f1_macro"]
+    assert macro["n_boot"] == 300 and macro["lo"] < macro["value"] < macro["hi"]
     stamp = (tmp_path / "stats.json").stat().st_mtime_ns
     again = run_stats(tmp_path, n_boot=300, seed=0, budget_s=0)
     assert again["main_samples"] == stats["main_samples"]
@@ -138,3 +139,33 @@ def test_correlated_examples_are_resampled_by_query():
     macro_flat = bootstrap_ci(task, alone, predictions, 200, 0, required=("f1_macro",))
     width = macro["f1_macro"]["hi"] - macro["f1_macro"]["lo"]
     assert width > 2 * (macro_flat["f1_macro"]["hi"] - macro_flat["f1_macro"]["lo"])
+
+
+@pytest.mark.parametrize("task_name", ["esci", "queryner"])
+def test_f1_resampled_from_counts_equals_recomputing_the_score(task_name):
+    """F1 scores bootstrapped as sums of per-example counts are exactly what ``task.score``
+    gives on each resample (micro, macro, per class; invalid answers included)."""
+    from ecomlm.data import load_splits
+    from ecomlm.study.stats import bootstrap_samples, resampling_groups
+
+    task = get_task(task_name)
+    examples = load_splits(task_name, "synthetic:n=10,dev=10,test=80")["test"]
+    rng = np.random.default_rng(4)
+    predictions = []
+    for ex in examples:
+        gold = task.gold(ex)
+        if task_name == "esci":
+            value = gold if rng.random() < 0.5 else ESCI_LABELS[rng.integers(4)]
+        else:
+            value = [t if rng.random() < 0.7 else "O" for t in gold]
+        predictions.append(Prediction(value, valid=bool(rng.random() < 0.9)))
+    point, samples = bootstrap_samples(task, examples, predictions, 20, seed=1, budget_s=0)
+    groups = resampling_groups(task, examples)
+    draws = bootstrap_indices(int(groups.max()) + 1, 20, 1)
+    for b in (0, 7, 19):
+        rows = np.concatenate([np.flatnonzero(groups == g) for g in draws[b]])
+        again = task.score([examples[i] for i in rows], [predictions[i] for i in rows])
+        for name in ("f1_macro", "f1" if task_name == "queryner" else "f1_micro"):
+            assert samples[name][b] == pytest.approx(again[name], abs=1e-12), name
+        for name in (k for k in again if k.startswith("f1_") and k in samples):
+            assert samples[name][b] == pytest.approx(again[name], abs=1e-12), name

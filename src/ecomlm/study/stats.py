@@ -115,6 +115,8 @@ def bootstrap_samples(
             if name in point:  # the mean over the drawn groups' examples
                 sums = np.bincount(groups, np.asarray(values, dtype=float), n_groups)
                 samples[name] = (counts @ sums) / (counts @ sizes)
+    if n_boot:
+        samples.update(_count_samples(task, examples, predictions, point, groups, counts))
     rest = [m for m in point if m not in samples]
     if not rest or not n_boot:
         return point, samples
@@ -136,6 +138,30 @@ def bootstrap_samples(
             out[m][b] = scored.get(m, np.nan)
     samples.update({m: v[:used] for m, v in out.items()})
     return point, samples
+
+
+def _count_samples(
+    task: Task, examples: list[Any], predictions: list[Prediction], point: dict[str, float],
+    groups: np.ndarray, counts: np.ndarray,
+) -> dict[str, np.ndarray]:  # fmt: skip
+    """Resampled metrics that are ratios of additive per-example counts (F1 from tp, pred
+    and gold counts: ``task.example_counts`` / ``metrics_from_counts``), as sums over the
+    drawn groups: no ``task.score`` call per resample. A metric whose value from the full
+    counts differs from ``task.score``'s is left to recomputation."""
+    per_example = getattr(task, "example_counts", None)
+    from_counts = getattr(task, "metrics_from_counts", None)
+    if per_example is None or from_counts is None:
+        return {}
+    n_groups = counts.shape[1]
+    sums = {k: np.bincount(groups, np.asarray(v, dtype=float), n_groups)
+            for k, v in per_example(examples, predictions).items()}  # fmt: skip
+    full = from_counts({k: v.sum(keepdims=True) for k, v in sums.items()})
+    resampled = from_counts({k: counts @ v for k, v in sums.items()})
+    return {
+        name: np.asarray(resampled[name], dtype=float)
+        for name, value in full.items()
+        if name in point and abs(float(value[0]) - point[name]) < 1e-9
+    }
 
 
 def percentile_ci(sample: np.ndarray, alpha: float = 0.05) -> tuple[float, float]:

@@ -37,7 +37,9 @@ from ecomlm.tasks.base import (
 )
 from ecomlm.tasks.metrics import (
     check_aligned,
+    class_counts,
     classification_metrics,
+    f1_from_counts,
     gold_values,
     means,
     raw_text,
@@ -266,6 +268,19 @@ class EsciTask(TaskBase):
             "accuracy": [float(g == p) for g, p in zip(gold, preds, strict=True)],
             "invalid_rate": [float(p is None) for p in preds],
         }
+
+    def example_counts(
+        self, examples: list[EsciExample], predictions: list[Prediction]
+    ) -> dict[str, list[float]]:
+        """Additive per-example counts behind the F1 scores (bootstrap resampling)."""
+        check_aligned(examples, predictions)
+        gold = gold_values(self, examples)
+        return class_counts(gold, self._pred_labels(predictions), self.labels)
+
+    def metrics_from_counts(self, totals: dict[str, Any]) -> dict[str, Any]:
+        f1 = f1_from_counts(totals)
+        present = {k: v for k, v in f1.items() if k.startswith("f1_")}
+        return {"f1_micro": f1["micro"], "f1_macro": f1["macro"], **present}
 
     def score(self, examples: list[EsciExample], predictions: list[Prediction]) -> dict[str, float]:
         check_aligned(examples, predictions)

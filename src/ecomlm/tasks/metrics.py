@@ -1,8 +1,9 @@
 """Metric helpers shared by the task modules (wrapping scikit-learn and rouge-score).
 
 Metrics that are means of per-example values come from ``*_per_example`` functions so
-that a study can bootstrap-resample them cheaply; corpus-level metrics (F1, BLEU) are
-recomputed on each resample through the task's ``score``.
+that a study can bootstrap-resample them cheaply; F1 scores are ratios of per-example
+counts (``class_counts``, ``entity_counts`` -> ``f1_from_counts``), resampled as sums;
+other corpus-level metrics (BLEU) are recomputed on each resample through ``score``.
 """
 
 from __future__ import annotations
@@ -176,3 +177,65 @@ def require_gold(task: Any, ex: Any) -> Any:
 def text_value(p: Any) -> str:
     """The generated text of a valid prediction, "" otherwise (scored as empty)."""
     return p.value if p.valid and isinstance(p.value, str) else ""
+
+
+def class_counts(
+    gold: Sequence[str], pred: Sequence[str | None], labels: Sequence[str]
+) -> dict[str, list[float]]:
+    """Per example and label: ``tp:L``, ``pred:L``, ``gold:L`` (0/1) — the additive counts
+    behind ``classification_metrics``' F1 scores (an invalid answer predicts no label)."""
+    out: dict[str, list[float]] = {}
+    for label in labels:
+        pairs = zip(gold, pred, strict=True)
+        out[f"tp:{label}"] = [float(g == label and p == label) for g, p in pairs]
+        out[f"pred:{label}"] = [float(p == label) for p in pred]
+        out[f"gold:{label}"] = [float(g == label) for g in gold]
+    return out
+
+
+def entity_counts(
+    y_true: Sequence[Sequence[str]], y_pred: Sequence[Sequence[str]]
+) -> dict[str, list[float]]:
+    """Per example and entity type: ``tp:T``, ``pred:T``, ``gold:T`` — exact-span entity
+    counts as seqeval's default mode extracts them, for every type that occurs."""
+    from seqeval.metrics.sequence_labeling import get_entities
+
+    true = [set(get_entities(list(tags))) for tags in y_true]
+    pred = [set(get_entities(list(tags))) for tags in y_pred]
+    types = sorted({e[0] for ents in true + pred for e in ents})
+    out: dict[str, list[float]] = {}
+    for type_ in types:
+        pairs = zip(true, pred, strict=True)
+        out[f"tp:{type_}"] = [float(sum(e[0] == type_ for e in t & p)) for t, p in pairs]
+        out[f"pred:{type_}"] = [float(sum(e[0] == type_ for e in p)) for p in pred]
+        out[f"gold:{type_}"] = [float(sum(e[0] == type_ for e in t)) for t in true]
+    return out
+
+
+def f1_from_counts(totals: dict[str, Any]) -> dict[str, Any]:
+    """Micro F1 / precision / recall, macro F1 and ``f1_<class>`` from ``tp:/pred:/gold:``
+    counts summed over a sample, vectorised over a leading axis (one row per resample).
+    As in ``classification_metrics`` and seqeval, a class absent from both gold and
+    predictions is left out of the macro average (its own F1 is nan)."""
+    import numpy as np
+
+    classes = sorted({key.split(":", 1)[1] for key in totals})
+    if not classes:
+        return {}
+    tp, pred, gold = (np.stack([np.asarray(totals[f"{kind}:{c}"], dtype=float) for c in classes])
+                      for kind in ("tp", "pred", "gold"))  # fmt: skip
+    with np.errstate(divide="ignore", invalid="ignore"):
+        present = (pred + gold) > 0
+        per_class = np.where(present, 2 * tp / (pred + gold), np.nan)
+        n_present = present.sum(axis=0)
+        macro_sum = np.nansum(per_class, axis=0)
+        macro = np.where(n_present > 0, macro_sum / np.maximum(n_present, 1), 0.0)
+        stp, spred, sgold = tp.sum(axis=0), pred.sum(axis=0), gold.sum(axis=0)
+        out = {
+            "micro": np.where(spred + sgold > 0, 2 * stp / (spred + sgold), 0.0),
+            "precision": np.where(spred > 0, stp / spred, 0.0),
+            "recall": np.where(sgold > 0, stp / sgold, 0.0),
+            "macro": macro,
+        }
+    out.update({f"f1_{c}": per_class[i] for i, c in enumerate(classes)})
+    return out

@@ -50,7 +50,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from ecomlm.tasks.base import SYSTEM_PROMPT, Messages, Prediction, TaskBase, nonempty
-from ecomlm.tasks.metrics import check_aligned, gold_values, mean, raw_text, require_gold
+from ecomlm.tasks.metrics import (
+    check_aligned,
+    entity_counts,
+    f1_from_counts,
+    gold_values,
+    mean,
+    raw_text,
+    require_gold,
+)
 
 ENTITY_TYPES = (
     "UoM", "color", "condition", "content", "core_product_type", "creator", "department",
@@ -275,15 +283,32 @@ class QueryNerTask(TaskBase):
             ]
         }
 
-    def score(self, examples: list[NerExample], predictions: list[Prediction]) -> dict[str, float]:
-        from seqeval.metrics import classification_report
-
+    def _tag_lists(self, examples: list[NerExample], predictions: list[Prediction]) -> tuple:
         check_aligned(examples, predictions)
-        y_true = gold_values(self, examples)
         y_pred = [
             list(p.value) if self._usable(ex, p) else ["O"] * len(ex.tokens)
             for ex, p in zip(examples, predictions, strict=True)
         ]
+        return gold_values(self, examples), y_pred
+
+    def example_counts(
+        self, examples: list[NerExample], predictions: list[Prediction]
+    ) -> dict[str, list[float]]:
+        """Additive per-example entity counts behind the F1 scores (bootstrap resampling)."""
+        return entity_counts(*self._tag_lists(examples, predictions))
+
+    def metrics_from_counts(self, totals: dict[str, Any]) -> dict[str, Any]:
+        f1 = f1_from_counts(totals)
+        if not f1:
+            return {}
+        per_type = {k: v for k, v in f1.items() if k.startswith("f1_")}
+        return {"f1": f1["micro"], "precision": f1["precision"], "recall": f1["recall"],
+                "f1_macro": f1["macro"], **per_type}  # fmt: skip
+
+    def score(self, examples: list[NerExample], predictions: list[Prediction]) -> dict[str, float]:
+        from seqeval.metrics import classification_report
+
+        y_true, y_pred = self._tag_lists(examples, predictions)
         if not any(t != "O" for tags in y_true + y_pred for t in tags):
             report = {}  # no entity anywhere: seqeval's macro average would be nan
         else:
