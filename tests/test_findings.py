@@ -43,6 +43,17 @@ def test_budget_run_blocks_the_claim_with_its_fix():
         assert not allowed and fix in text
 
 
+def test_a_win_on_more_training_data_is_no_method_claim():
+    big, small = run("bert", 0.8, family="bert"), run("lora", 0.68)
+    big.train_size, small.train_size = None, 256  # n = all vs n = 256
+    allowed, text = verdicts.verdict(big, small, CMP_CLEAR)
+    assert not allowed and "bert trained on more data (n=all vs n=256)" in text
+    # winning with less data is a claim: the data cannot explain it
+    big.metrics["accuracy"], small.metrics["accuracy"] = 0.6, 0.75
+    allowed, text = verdicts.verdict(small, big, CMP_CLEAR)
+    assert allowed and text.startswith("lora beats bert")
+
+
 def test_untrained_arms_can_carry_claims():
     icl = run("icl-k4", 0.7, stop="not_trained", family="icl")
     allowed, _ = verdicts.verdict(icl, run("bert", 0.6, family="bert"), CMP_CLEAR)

@@ -3,8 +3,9 @@
 A finding "A beats B" needs (1) both runs finished training honestly (``converged``,
 or ``not_trained`` for arms that train nothing: ICL, zero-shot, merges), (2) neither
 run suspect (below the majority/prior baseline, or over 10% invalid answers), and
-(3) a paired-bootstrap CI of the difference that excludes 0. Anything else is
-"inconclusive", with the reason and the fix.
+(3) a paired-bootstrap CI of the difference that excludes 0, and (4) the better run
+not trained on more examples than the other (else the data, not the method, may be
+why it wins). Anything else is "inconclusive", with the reason and the fix.
 """
 
 from __future__ import annotations
@@ -81,7 +82,22 @@ def claim_blockers(a: Any, b: Any, cmp: dict[str, float] | None) -> list[str]:
         out.append(
             "the 95% CI of the difference includes 0: evaluate more examples or add seeds"
         )
+    else:
+        better, worse = (a, b) if cmp["delta"] > 0 else (b, a)
+        if _n(better.train_size) > _n(worse.train_size):
+            out.append(
+                f"{better.label} trained on more data (n={_n_str(better.train_size)} vs "
+                f"n={_n_str(worse.train_size)}): compare them at the same train size"
+            )
     return out
+
+
+def _n(size: Any) -> float:
+    return math.inf if size is None else float(size)
+
+
+def _n_str(size: Any) -> str:
+    return "all" if size is None else f"{size:g}" if isinstance(size, float) else str(size)
 
 
 def verdict(a: Any, b: Any, cmp: dict[str, float] | None) -> tuple[bool, str]:

@@ -147,8 +147,9 @@ def _findings(
         items.append(f"{len(failed)} run(s) failed or were skipped; see 'Failed runs'.")
     intro = (
         "A finding says 'A beats B' only when both runs converged (or train nothing: ICL, "
-        "zero-shot, merges), neither is suspect, and the paired-bootstrap 95% CI of the "
-        "difference excludes 0; otherwise it says 'inconclusive' and why."
+        "zero-shot, merges), neither is suspect, the paired-bootstrap 95% CI of the "
+        "difference excludes 0 and the better run did not train on more examples; "
+        "otherwise it says 'inconclusive' and why."
     )
     return [("h2", "Findings"), ("p", intro), ("ul", items)] if items else []
 
