@@ -138,7 +138,7 @@ def _dataset_rows(path: Path, task: Any) -> Iterator[Row] | None:
     """The task's ``dataset_file`` reader over a file of its real format (recognised by
     one of its ``dataset_columns``; a parquet file always is), rows numbered as file lines
     (header = line 1); None when the task declares no reader or the file is not one."""
-    reader = getattr(task, "dataset_file", "") if task is not None else ""
+    reader = getattr(task, "dataset_file", "")
     if not reader:
         return None
     if path.suffix.lower() != ".parquet":

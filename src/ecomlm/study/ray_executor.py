@@ -126,11 +126,12 @@ def make_ray_executor(
         if not jobs:
             return
         ray = ensure_ray(address, **dict(init_kwargs or {}))
-        cluster_gpus = float(ray.cluster_resources().get("GPU", 0.0))
+        resources = ray.cluster_resources()
+        cluster_gpus = float(resources.get("GPU", 0.0))
         remote = ray.remote(max_retries=0)(_run_job_remote)
         queue = list(jobs)
         pending: dict[Any, tuple[Any, float]] = {}
-        limit = max_in_flight or max(1, int(ray.cluster_resources().get("CPU", 1) // num_cpus))
+        limit = max_in_flight or max(1, int(resources.get("CPU", 1) // num_cpus))
 
         def submit() -> None:
             while queue and len(pending) < limit:

@@ -84,20 +84,21 @@ def claim_blockers(a: Any, b: Any, cmp: dict[str, float] | None) -> list[str]:
         )
     else:
         better, worse = (a, b) if cmp["delta"] > 0 else (b, a)
-        if _n(better.train_size) > _n(worse.train_size):
+        if size_key(better.train_size) > size_key(worse.train_size):
             out.append(
-                f"{better.label} trained on more data (n={_n_str(better.train_size)} vs "
-                f"n={_n_str(worse.train_size)}): compare them at the same train size"
+                f"{better.label} trained on more data (n={size_str(better.train_size)} vs "
+                f"n={size_str(worse.train_size)}): compare them at the same train size"
             )
     return out
 
 
-def _n(size: Any) -> float:
+def size_key(size: Any) -> float:
+    """A train size as a number to compare (None = all examples = the largest)."""
     return math.inf if size is None else float(size)
 
 
-def _n_str(size: Any) -> str:
-    return "all" if size is None else f"{size:g}" if isinstance(size, float) else str(size)
+def size_str(size: Any) -> str:
+    return "all" if size is None else (f"{size:g}" if isinstance(size, float) else str(size))
 
 
 def verdict(a: Any, b: Any, cmp: dict[str, float] | None) -> tuple[bool, str]:

@@ -13,10 +13,9 @@ from ecomlm.study.report.loading import (
     Run,
     _best,
     _label_order,
-    _size_key,
-    _size_str,
     headline_runs,
 )
+from ecomlm.study.verdicts import size_key, size_str
 
 
 def compare(a: Run, b: Run) -> dict[str, float] | None:
@@ -183,7 +182,7 @@ def _variant_findings(runs: list[Run], head: dict[tuple[str, str], Run], task: s
         blockers = verdicts.claim_blockers(other, single, cmp)
         guard = f" — inconclusive: {'; '.join(blockers)}" if blockers else ""
         text += (
-            f" {other.label} {rel} single-task {single.label} at n={_size_str(single.train_size)}"
+            f" {other.label} {rel} single-task {single.label} at n={size_str(single.train_size)}"
             f" ({delta:+.3f}{sig}){guard}."
         )
     return text
@@ -194,7 +193,7 @@ def _lora_variants_section(runs: list[Run], tasks: list[str]) -> list[Block]:
         return []
     done = [r for r in runs if r.done and r.info.adapter]
     labels = _label_order(done)
-    sizes = sorted({r.train_size for r in done}, key=_size_key)
+    sizes = sorted({r.train_size for r in done}, key=size_key)
     table = Table(["task", "n"] + labels, [])
     for task in tasks:
         for size in sizes:
@@ -204,7 +203,7 @@ def _lora_variants_section(runs: list[Run], tasks: list[str]) -> list[Block]:
                     cells.setdefault(r.label, r)
             if not cells:
                 continue
-            row = [task, _size_str(size)] + [
+            row = [task, size_str(size)] + [
                 _fmt_ci(cells[lb]) if lb in cells else "" for lb in labels
             ]
             best = _best(list(cells.values()))

@@ -14,6 +14,7 @@ from ecomlm.methods.convergence import TRAINING_FILE
 from ecomlm.study import verdicts
 from ecomlm.study.grid import MIXED_KIND
 from ecomlm.study.store import CONFIG_FILE, PLAN_FILE, RESULTS_FILE, run_finished
+from ecomlm.study.verdicts import size_key
 
 # Method families (``MethodInfo.family``): grouping of the headline comparison and the
 # order of labels in tables and figures (mixed-task adapters right after their family).
@@ -230,14 +231,6 @@ def _classification_extras(run: Run, spec: dict[str, Any]) -> None:
         run.confusion = {"labels": labels, "matrix": matrix.tolist()}
 
 
-def _size_key(size: Any) -> float:
-    return math.inf if size is None else float(size)
-
-
-def _size_str(size: Any) -> str:
-    return "all" if size is None else (f"{size:g}" if isinstance(size, float) else str(size))
-
-
 def _label_order(runs: list[Run]) -> list[str]:
     first: dict[str, tuple] = {}
     for i, r in enumerate(runs):
@@ -259,8 +252,8 @@ def headline_runs(runs: list[Run]) -> dict[tuple[str, str], Run]:
             continue
         key = (r.task, r.label)
         cur = best.get(key)
-        if cur is None or (_size_key(r.train_size), -r.seed) > (
-            _size_key(cur.train_size),
+        if cur is None or (size_key(r.train_size), -r.seed) > (
+            size_key(cur.train_size),
             -cur.seed,
         ):
             best[key] = r

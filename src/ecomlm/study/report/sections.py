@@ -7,7 +7,8 @@ from pathlib import Path
 
 from ecomlm.study import verdicts
 from ecomlm.study.report.blocks import Block, Figure, Table, _fmt, _fmt_ci
-from ecomlm.study.report.loading import Run, _best, _size_str, headline_runs
+from ecomlm.study.report.loading import Run, _best, headline_runs
+from ecomlm.study.verdicts import size_str
 
 
 def _main_table(runs: list[Run], tasks: list[str], labels: list[str]) -> list[Block]:
@@ -50,7 +51,7 @@ def _main_table(runs: list[Run], tasks: list[str], labels: list[str]) -> list[Bl
 
 
 def _score_cell(r: Run) -> str:
-    text = f"{_fmt_ci(r)} (n={_size_str(r.train_size)}; {verdicts.stop_reason(r)}; "
+    text = f"{_fmt_ci(r)} (n={size_str(r.train_size)}; {verdicts.stop_reason(r)}; "
     text += f"invalid {_fmt(verdicts.invalid_rate(r), 2)})"
     suspect = verdicts.suspect_reasons(r)
     return text + (f" **SUSPECT**: {'; '.join(suspect)}" if suspect else "")
@@ -110,7 +111,7 @@ def _cost_section(runs: list[Run], tasks: list[str], labels: list[str]) -> list[
                 [
                     label,
                     task,
-                    _size_str(r.train_size),
+                    size_str(r.train_size),
                     verdicts.stop_reason(r),
                     str(r.training.get("steps", "")),
                     str(r.training.get("examples_seen", c.get("examples_seen", ""))),
@@ -176,7 +177,7 @@ def _all_runs_section(runs: list[Run]) -> list[Block]:
                 r.id,
                 r.label,
                 r.task,
-                _size_str(r.train_size),
+                size_str(r.train_size),
                 str(r.seed),
                 f"{r.main_metric} {_fmt_ci(r)}" if r.done else "",
                 _fmt(r.metrics.get("invalid_rate", math.nan)) if r.done else "",
