@@ -92,6 +92,85 @@ def test_train_loop_without_dev_is_budget_and_nan_is_diverged():
     assert log["steps"] == 0
 
 
+class _Dropout(torch.nn.Module):
+    """Per-row targets and dropout: the result depends on batch order and the torch RNG."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.w, self.drop = torch.nn.Linear(2, 1), torch.nn.Dropout(0.5)
+
+    def forward(self, input_ids, attention_mask, labels):
+        pred = self.w(self.drop(input_ids.float())).squeeze(-1)
+        return type("Out", (), {"loss": ((pred - labels.float()) ** 2).mean()})
+
+
+VARIED = [{"input_ids": [i, 7 - i], "attention_mask": [1, 1], "labels": i % 3} for i in range(8)]
+
+
+def _fit(folder, evaluate, key="a"):
+    model = _Dropout()
+    log = train_loop(model, VARIED, pad_id=0, evaluate=evaluate, epochs=5, batch_size=2,
+                     lr=0.05, patience=3, seed=1, checkpoint_dir=folder,
+                     config_key=key)  # fmt: skip
+    return model, log
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def _scores_then_crash(scores):
+    """An evaluate() giving ``scores``, then interrupted (the process dies mid-training)."""
+    it = iter(scores)
+
+    def evaluate():
+        try:
+            return next(it)
+        except StopIteration:
+            raise _Interrupted from None
+
+    return evaluate
+
+
+def test_interrupted_train_loop_resumes_where_it_stopped(tmp_path, capsys):
+    scores = [0.1, 0.3, 0.2, 0.25, 0.4]
+    whole, whole_log = _fit(tmp_path / "a", iter(scores).__next__)
+    assert not (tmp_path / "a").exists()  # a finished fit leaves no checkpoint
+
+    with pytest.raises(_Interrupted):
+        _fit(tmp_path / "b", _scores_then_crash(scores[:2]))
+    resumed, log = _fit(tmp_path / "b", iter(scores[2:]).__next__)
+    assert "resumed from" in capsys.readouterr().out
+    assert torch.equal(resumed.w.weight, whole.w.weight)  # same batches, same dropout masks
+    record, whole_record = log["training_record"], whole_log["training_record"]
+    assert _curve(record) == _curve(whole_record)
+    assert record["best_step"] == whole_record["best_step"] == 20
+    assert record["steps"] == 20 and record["examples_seen"] == 40
+
+    with pytest.raises(_Interrupted):
+        _fit(tmp_path / "c", _scores_then_crash(scores[:1]))
+    _, other = _fit(tmp_path / "c", iter(scores).__next__, key="another config")
+    assert "ignoring checkpoint" in capsys.readouterr().out
+    assert _curve(other["training_record"]) == _curve(whole_record)  # from scratch
+
+
+def test_encoder_runs_checkpoint_in_their_run_folder(tmp_path):
+    from ecomlm.methods.baselines.hf_train import loop_options
+    from ecomlm.methods.baselines.plm import BertConfig
+    from ecomlm.study.runner import _config_fields
+
+    options = loop_options(BertConfig(work_dir=str(tmp_path)))
+    assert options["checkpoint_dir"] == tmp_path / "checkpoint"
+    assert "work_dir" not in options["config_key"]  # the same run elsewhere still resumes
+    assert "checkpoint_dir" not in loop_options(BertConfig())
+    assert {"work_dir"} <= _config_fields("bert") & _config_fields("seq2seq")  # study sets it
+
+
+def _curve(record):
+    return [(p["step"], p["score"], p["examples_seen"]) for p in record["dev_curve"]]
+
+
 def test_lora_early_stopping_restores_best_adapter(tiny_llama, tmp_path, monkeypatch):
     """Scripted dev scores peak at the 2nd evaluation: patience 2 stops training at the
     4th and the adapter returned is the one evaluated 2nd."""

@@ -7,12 +7,24 @@ the functions that need it, so the classical floors stay import-light.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
+import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
+from ecomlm.io import atomic_write_dir
+from ecomlm.methods.checkpoint import (
+    fingerprint,
+    readable_checkpoint,
+    restore_stopper,
+    rng_state,
+    set_rng_state,
+    stopper_state,
+)
 from ecomlm.tasks.base import task_hook
 
 
@@ -104,28 +116,34 @@ def train_loop(
     device: str = "cpu",
     desc: str = "train",
     dev_metric: str | None = None,
+    checkpoint_dir: str | Path | None = None,
+    config_key: Any = None,
 ) -> dict[str, Any]:
     """AdamW + linear warmup/decay; ``evaluate`` (the dev main metric, higher is better;
     None: no early stopping) runs every ``eval_every`` steps (0 = each epoch); the best
     weights are kept; training stops after ``patience`` evaluations without a gain
     (``converged``), at the epoch / wall-clock budget (``budget``) or on a non-finite
-    loss (``diverged``). Returns a log with the run's ``training_record``."""
+    loss (``diverged``). ``checkpoint_dir``: the state after each dev evaluation is kept,
+    and a re-run with the same ``config_key``, model and features resumes from it."""
     from tqdm.auto import tqdm
 
     from ecomlm.methods.convergence import Budget, EarlyStopping
 
     if not features:
         raise ValueError("no training examples")
-    rng, step, diverged, stop = random.Random(seed), 0, False, False
+    model.to(device).train()  # before a checkpoint's optimizer state is loaded onto it
     steps_per_epoch = (len(features) + batch_size - 1) // batch_size
     total = max(1, steps_per_epoch * epochs)
     optimizer, scheduler = _optimizer(model, lr, weight_decay, warmup_ratio, total)
     budget = Budget(epochs=epochs, max_seconds=max_seconds)
     stopper = EarlyStopping(patience=patience, min_delta=min_delta)
-    best_state: dict[str, Any] | None = None
+    key = (config_key, type(model).__name__, features, epochs, batch_size, lr, seed)
+    ckpt = LoopCheckpoint(Path(checkpoint_dir), fingerprint(*key)) if checkpoint_dir else None
+    step, best_state = ckpt.load(model, optimizer, scheduler, stopper) if ckpt else (0, None)
+    diverged = stop = False
 
     def run_eval() -> bool:
-        """Evaluate; return True when patience has run out."""
+        """Evaluate (and checkpoint); return True when patience has run out."""
         nonlocal best_state
         model.eval()
         score = float(evaluate())
@@ -134,37 +152,102 @@ def train_loop(
         if stopper.update(score, step=step, epoch=epoch, examples_seen=step * batch_size):
             best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
         tqdm.write(f"[{desc}] step {step}: dev {score:.4f} (best {stopper.best_score:.4f})")
+        if ckpt is not None and not stopper.patience_exhausted:
+            ckpt.save(step, model, optimizer, scheduler, stopper, best_state)
         return stopper.patience_exhausted
 
-    model.to(device).train()
-    bar = tqdm(total=total, desc=desc, unit="step")
-    while not stop and step < total:
-        order = list(range(len(features)))
-        rng.shuffle(order)
-        for b in range(steps_per_epoch):
-            rows = [features[i] for i in order[b * batch_size : (b + 1) * batch_size]]
-            loss = _step(model, pad_batch(rows, pad_id, device), optimizer, scheduler)
-            if loss is None:
-                diverged = stop = True
-                break
-            step += 1
-            bar.update(1)
-            out_of_time = stopper.elapsed() >= (max_seconds or math.inf)
-            due = eval_every and step % eval_every == 0
-            if evaluate is not None and (due or out_of_time) and (stop := run_eval()):
-                break
-            if stop := out_of_time:
-                break
-        if evaluate is not None and not eval_every and not stop:
-            stop = run_eval()
+    bar = tqdm(total=total, initial=step, desc=desc, unit="step")
+    for rows, epoch_end in epoch_batches(len(features), batch_size, seed, step, total):
+        loss = _step(model, pad_batch([features[i] for i in rows], pad_id, device), optimizer,
+                     scheduler)  # fmt: skip
+        if loss is None:
+            diverged = stop = True
+            break
+        step += 1
+        bar.update(1)
+        out_of_time = stopper.elapsed() >= (max_seconds or math.inf)
+        due = step % eval_every == 0 if eval_every else epoch_end
+        if evaluate is not None and (due or out_of_time) and (stop := run_eval()):
+            break
+        if stop := out_of_time:
+            break
     if evaluate is not None and eval_every and step % eval_every and not stop:
         run_eval()
     bar.close()
+    _finish(model, best_state, ckpt)
+    return _loop_log(stopper, evaluate is not None, diverged, step, steps_per_epoch,
+                     len(features), batch_size, lr, budget, dev_metric)  # fmt: skip
+
+
+def _finish(model: Any, best_state: dict[str, Any] | None, ckpt: LoopCheckpoint | None) -> None:
+    """Restore the best dev weights; a finished fit's checkpoint is dropped (the method
+    saves its own model)."""
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
-    return _loop_log(stopper, evaluate is not None, diverged, step, steps_per_epoch,
-                     len(features), batch_size, lr, budget, dev_metric)  # fmt: skip
+    if ckpt is not None:
+        ckpt.remove()
+
+
+def epoch_batches(
+    n: int, batch_size: int, seed: int, start: int, total: int
+) -> Iterator[tuple[list[int], bool]]:
+    """(row indices, ends an epoch) of global steps ``start`` .. ``total`` - 1. Each
+    epoch's order depends only on ``seed`` and the epoch, so a resumed fit sees the
+    batches an uninterrupted one would have."""
+    per_epoch = (n + batch_size - 1) // batch_size
+    for step in range(start, total):
+        epoch, b = divmod(step, per_epoch)
+        if step == start or b == 0:
+            order = list(range(n))
+            random.Random(seed * 1000 + epoch).shuffle(order)
+        yield order[b * batch_size : (b + 1) * batch_size], b == per_epoch - 1
+
+
+class LoopCheckpoint:
+    """``train_loop``'s resumable state: weights, optimizer, scheduler, RNG, step, early
+    stopping (with its clock) and the best weights so far, swapped in atomically."""
+
+    STATE_FILE = "loop_state.pt"
+
+    def __init__(self, folder: Path, key: str) -> None:
+        self.folder, self.key = folder, key
+
+    def save(self, step: int, model: Any, optimizer: Any, scheduler: Any, stopper: Any,
+             best: dict[str, Any] | None) -> None:  # fmt: skip
+        import torch
+
+        state = {
+            "key": self.key, "step": step, "model": model.state_dict(), "best": best,
+            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "rng": rng_state(), "stopper": stopper_state(stopper),
+            "seconds": stopper.elapsed(),
+        }  # fmt: skip
+        atomic_write_dir(self.folder, lambda tmp: torch.save(state, tmp / self.STATE_FILE))
+
+    def load(self, model: Any, optimizer: Any, scheduler: Any, stopper: Any) -> tuple[int, Any]:
+        """Restore a matching checkpoint into the given objects; (step, best weights)."""
+        import torch
+
+        found = readable_checkpoint(self.folder, self.STATE_FILE)
+        if found is None:
+            return 0, None
+        state = torch.load(found / self.STATE_FILE, weights_only=False)
+        if state.get("key") != self.key:
+            print(f"ignoring checkpoint {found}: made with another config or data", flush=True)
+            return 0, None
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        set_rng_state(state["rng"])
+        restore_stopper(stopper, state["stopper"])
+        stopper.started = time.perf_counter() - state["seconds"]  # the budget clock goes on
+        print(f"resumed from {found} at step {state['step']}", flush=True)
+        return int(state["step"]), state["best"]
+
+    def remove(self) -> None:
+        for folder in (self.folder, self.folder.with_name(f".{self.folder.name}.old")):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _step(model: Any, batch: dict, optimizer: Any, scheduler: Any) -> float | None:
@@ -250,4 +333,10 @@ def loop_options(cfg: Any) -> dict[str, Any]:
     """The ``train_loop`` keyword arguments a PLM method config carries by the same names."""
     names = ("epochs", "batch_size", "lr", "weight_decay", "warmup_ratio", "patience")
     names = (*names, "min_delta", "eval_every", "max_seconds", "seed")
-    return {name: getattr(cfg, name) for name in names}
+    options: dict[str, Any] = {name: getattr(cfg, name) for name in names}
+    work_dir = getattr(cfg, "work_dir", None)
+    if work_dir:  # a study run's folder: an interrupted fit resumes from its checkpoint
+        options["checkpoint_dir"] = Path(work_dir) / "checkpoint"
+        config = dataclasses.asdict(cfg)
+        options["config_key"] = {k: v for k, v in config.items() if k != "work_dir"}
+    return options

@@ -52,6 +52,7 @@ class BertConfig:
     # same size); unbalanced cross-entropy on ESCI learns "always Exact" (the prior)
     class_balance: bool = False
     dev_metric: str | None = None  # early-stopping metric (None: the task's main metric)
+    work_dir: str | None = None  # checkpoints (<work_dir>/checkpoint): a re-run resumes
 
 
 def balanced_draw(labels: list[str], seed: int) -> list[int]:

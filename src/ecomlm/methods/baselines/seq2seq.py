@@ -63,6 +63,7 @@ class Seq2SeqConfig:
     eval_batch_size: int = 16
     seed: int = 0
     device: str = "auto"
+    work_dir: str | None = None  # checkpoints (<work_dir>/checkpoint): a re-run resumes
 
 
 def _is_encoder_decoder_folder(path: str) -> bool:

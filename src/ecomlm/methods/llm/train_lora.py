@@ -31,6 +31,13 @@ import torch
 
 from ecomlm.data.splits import dev_subset
 from ecomlm.io import atomic_write_dir
+from ecomlm.methods.checkpoint import (
+    readable_checkpoint,
+    restore_stopper,
+    rng_state,
+    set_rng_state,
+    stopper_state,
+)
 from ecomlm.methods.convergence import Budget, EarlyStopping, not_trained_record, training_record
 from ecomlm.methods.llm import lora_data
 from ecomlm.methods.llm.adapter_paths import ADAPTER_DIR
@@ -389,37 +396,14 @@ def _locate(step: int, plan: EpochPlan, grad_accum: int) -> tuple[int, int]:
 # --------------------------------------------------------------------------- checkpoints
 
 
-def _rng_state() -> dict[str, Any]:
-    import numpy as np
-
-    return {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-    }
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    import numpy as np
-
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if state.get("cuda") is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-_STOPPER_FIELDS = ("best_score", "best_step", "bad_evals", "curve")
-
-
 def _progress(counters: Counters, start: float, start_cpu: float) -> dict[str, Any]:
     """What a resumed run must carry on: seconds so far and what was processed."""
     return {
         "seconds": time.perf_counter() - start,
         "cpu_seconds": time.process_time() - start_cpu,
-        "counters": {k: getattr(counters, k) for k in ("tokens", "answer_tokens", "padded",
-                                                       "examples")},  # fmt: skip
+        "counters": {
+            k: getattr(counters, k) for k in ("tokens", "answer_tokens", "padded", "examples")
+        },  # fmt: skip
         "history": list(counters.history),
     }
 
@@ -437,8 +421,8 @@ def save_checkpoint(
         "step": step,
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
-        "rng": _rng_state(),
-        "stopper": {name: getattr(stopper, name) for name in _STOPPER_FIELDS},
+        "rng": rng_state(),
+        "stopper": stopper_state(stopper),
         "best": best,
     }
 
@@ -455,11 +439,10 @@ def load_checkpoint(
 ) -> tuple[int, dict[str, torch.Tensor] | None, dict[str, Any]]:  # fmt: skip
     """Restore a matching checkpoint; returns (step to continue from, best weights,
     progress so far)."""
-    if not (folder / STATE_FILE).exists():
-        old = folder.with_name(f".{folder.name}.old")  # crash between the two renames
-        if not (old / STATE_FILE).exists():
-            return 0, None, {}
-        folder = old
+    found = readable_checkpoint(folder, STATE_FILE)
+    if found is None:
+        return 0, None, {}
+    folder = found
     state = torch.load(folder / STATE_FILE, weights_only=False)
     if state.get("fingerprint") != fingerprint:
         print(f"[lora] ignoring checkpoint {folder}: made with another config or data", flush=True)
@@ -471,8 +454,7 @@ def load_checkpoint(
     set_peft_model_state_dict(model, weights)
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
-    _set_rng_state(state["rng"])
-    for name, value in (state.get("stopper") or {}).items():
-        setattr(stopper, name, value)
+    set_rng_state(state["rng"])
+    restore_stopper(stopper, state.get("stopper"))
     print(f"[lora] resumed from {folder} at step {state['step']}", flush=True)
     return int(state["step"]), state.get("best"), state.get("progress") or {}
