@@ -169,16 +169,17 @@ def train_flops(p: dict[str, int], seqs: list[int], computed: int, head_tokens: 
 
 def ours_round(
     base: str, task: Any, examples: list[Any], steps: int, batch: int, max_len: int,
-    precision: str, device: str = "cpu", save_to: Path | None = None,
+    precision: str, device: str = "cpu", save_to: Path | None = None, **overrides: Any,
 ):  # fmt: skip
     """Our trainer on ``examples``; ``device="auto"`` takes the GPU; ``save_to`` keeps the
-    adapter as a run folder (``save_to/model``) for the GPU check's serving parts."""
+    adapter as a run folder (``save_to/model``) for the GPU check's serving parts;
+    ``overrides``: other ``LoraMethod.Config`` fields."""
     from ecomlm.methods.llm.lora import LoraMethod
 
     cfg = LoraMethod.Config(
         base_model=base, max_steps=steps, batch_size=batch, max_length=max_len,
         checkpoint_every=0, log_every=0, warmup_ratio=0.0, mixed_precision=precision,
-        device=device, **BENCH_LORA,
+        device=device, **{**BENCH_LORA, **overrides},
     )  # fmt: skip
     method = LoraMethod(task, cfg).fit(examples)
     if save_to is not None:

@@ -17,7 +17,13 @@ from typing import Any
 
 import torch
 
-from ecomlm.methods.llm.causal_lm import encode, end_of_turn_id, prompt_text
+from ecomlm.methods.llm.causal_lm import (
+    MIN_SHARED_PREFIX,
+    encode,
+    end_of_turn_id,
+    prompt_text,
+    shared_prefix,
+)
 
 IGNORE = -100
 PROMPT_TAIL = 16  # prompt tokens kept from the end when truncating (assistant header)
@@ -105,31 +111,46 @@ def length_batches(
     return batches
 
 
-def collate(examples: Sequence[TrainExample], pad_id: int) -> dict[str, torch.Tensor]:
+def collate(
+    examples: Sequence[TrainExample], pad_id: int, share_prefix: bool = False
+) -> dict[str, torch.Tensor]:
     """Right-padded ids + mask, and the answer-predicting positions with their targets.
 
     ``positions`` index the flattened ``(batch * width)`` hidden states: the
     state at position t predicts token t + 1, so answer token j of a row is
     predicted from position j - 1.
+
+    ``share_prefix``: the prompts' common token prefix (system prompt + instruction,
+    e.g. 114 of a QueryNER example's 141 tokens) is cut off and returned once as
+    ``prefix_ids`` (1, P); the rows hold only each example's own tokens. The trainer
+    runs the prefix once per batch and the rows against its cache: the same loss,
+    for a fraction of the compute.
     """
-    width = max(len(e) for e in examples)
+    n_prefix = 0
+    if share_prefix and len(examples) > 1:
+        n_prefix = len(shared_prefix([e.input_ids[: e.n_prompt] for e in examples]))
+        n_prefix = n_prefix if n_prefix >= MIN_SHARED_PREFIX else 0
+    width = max(len(e) for e in examples) - n_prefix
     ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(examples), width), dtype=torch.long)
     positions: list[int] = []
     targets: list[int] = []
     for row, ex in enumerate(examples):
-        n = len(ex)
-        ids[row, :n] = torch.tensor(ex.input_ids)
+        n = len(ex) - n_prefix
+        ids[row, :n] = torch.tensor(ex.input_ids[n_prefix:])
         mask[row, :n] = 1
         start = max(ex.n_prompt, 1)
-        positions += [row * width + j - 1 for j in range(start, n)]
-        targets += ex.input_ids[start:n]
-    return {
+        positions += [row * width + j - 1 - n_prefix for j in range(start, len(ex))]
+        targets += ex.input_ids[start:]
+    batch = {
         "input_ids": ids,
         "attention_mask": mask,
         "positions": torch.tensor(positions, dtype=torch.long),
         "targets": torch.tensor(targets, dtype=torch.long),
     }
+    if n_prefix:
+        batch["prefix_ids"] = torch.tensor([examples[0].input_ids[:n_prefix]], dtype=torch.long)
+    return batch
 
 
 def task_weights(sizes: dict[str, int], temperature: float = 1.0) -> dict[str, float]:

@@ -62,17 +62,48 @@ class AnswerOnlyLoss(torch.nn.Module):
         attention_mask: torch.Tensor,
         positions: torch.Tensor,
         targets: torch.Tensor,
+        prefix_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
         lm = self.peft_model.get_base_model()  # the CausalLM, LoRA layers injected
-        hidden = lm.get_decoder()(
-            input_ids=input_ids, attention_mask=attention_mask, use_cache=False
-        ).last_hidden_state
+        decoder = lm.get_decoder()
+        if prefix_ids is None:
+            hidden = decoder(
+                input_ids=input_ids, attention_mask=attention_mask, use_cache=False
+            ).last_hidden_state
+        else:
+            hidden = _after_shared_prefix(decoder, prefix_ids, input_ids, attention_mask)
         picked = hidden.reshape(-1, hidden.shape[-1]).index_select(0, positions)
         logits = lm.get_output_embeddings()(picked).float()
         cap = getattr(lm.config, "final_logit_softcapping", None)
         if cap:
             logits = torch.tanh(logits / cap) * cap
         return torch.nn.functional.cross_entropy(logits, targets)
+
+
+def _after_shared_prefix(
+    decoder: Any, prefix_ids: torch.Tensor, input_ids: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
+    """Hidden states of the rows' own tokens after one pass over their shared prefix.
+
+    The prefix's KV cache (computed once, with gradients) is repeated per row; the
+    gradient of each row flows back through it, so the sum is what separate passes
+    would give. Only LoRA dropout differs: one mask on the prefix for the batch.
+    """
+    from transformers import DynamicCache
+
+    rows, n_prefix = input_ids.shape[0], prefix_ids.shape[1]
+    cache = DynamicCache(config=decoder.config)  # some models (Gemma-3) make none in training
+    decoder(input_ids=prefix_ids, past_key_values=cache, use_cache=True)
+    cache.batch_repeat_interleave(rows)
+    full_mask = torch.cat([mask.new_ones(rows, n_prefix), mask], dim=1)
+    steps = torch.arange(input_ids.shape[1], device=input_ids.device)
+    return decoder(
+        input_ids=input_ids,
+        attention_mask=full_mask,
+        position_ids=(n_prefix + steps).expand(rows, -1),
+        past_key_values=cache,
+        use_cache=True,
+    ).last_hidden_state
 
 
 @dataclass
@@ -167,6 +198,8 @@ def optimize(
     stopper.started = start
     counters = Counters(**progress.get("counters", {}), history=progress.get("history", []))
     every = cfg.eval_every or max(1, per_epoch // 4)
+    # activation checkpointing recomputes without the prefix cache: prompts run whole
+    share = cfg.share_prefix and not cfg.gradient_checkpointing
     diverged = False
     epoch, done = _locate(step, plan, cfg.grad_accum)
     while step < total and not diverged and not stopper.patience_exhausted:
@@ -174,7 +207,7 @@ def optimize(
         for update in range(done, len(batches) // cfg.grad_accum):
             micro = batches[update * cfg.grad_accum : (update + 1) * cfg.grad_accum]
             loss = train_step(accelerator, loss_module, micro, method.tokenizer, precision,
-                              counters)  # fmt: skip
+                              counters, share)  # fmt: skip
             if not math.isfinite(loss):
                 diverged = True
                 break
@@ -263,12 +296,14 @@ def train_step(
     tokenizer: Any,
     precision: str,
     counters: Counters,
+    share_prefix: bool = False,
 ) -> float:
     """Forward + backward over one optimizer step's micro-batches; returns the mean loss."""
     loss_sum = 0.0
     for i, examples in enumerate(micro):
-        batch = lora_data.collate(examples, tokenizer.pad_token_id)
+        batch = lora_data.collate(examples, tokenizer.pad_token_id, share_prefix)
         batch = {k: v.to(accelerator.device) for k, v in batch.items()}
+        n_prefix = batch["prefix_ids"].shape[1] if "prefix_ids" in batch else 0
         # DDP: all-reduce gradients only on the last micro-batch of a step
         sync = i == len(micro) - 1
         with accelerator.no_sync(loss_module) if not sync else nullcontext():
@@ -276,8 +311,9 @@ def train_step(
                 loss = loss_module(**batch) / len(micro)
             accelerator.backward(loss)
         loss_sum += accelerator.reduce(loss.detach(), "mean").item()
-        counters.tokens += int(batch["attention_mask"].sum())
-        counters.padded += int(batch["attention_mask"].numel())
+        # tokens: the examples' own lengths; padded: the positions actually computed
+        counters.tokens += int(batch["attention_mask"].sum()) + n_prefix * len(examples)
+        counters.padded += int(batch["attention_mask"].numel()) + n_prefix
         counters.answer_tokens += int(batch["targets"].numel())
         counters.examples += len(examples)
     return loss_sum
