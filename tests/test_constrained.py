@@ -42,3 +42,25 @@ def test_regex_accepts_the_reference_answers():
     for ex in NER:
         assert re.fullmatch(task.answer_regex(ex), task.reference(ex)), task.reference(ex)
     assert re.fullmatch(EsciTask().answer_regex(), "Substitute")
+
+
+def test_a_complete_answer_may_end_with_the_end_of_turn_token(tiny_llama):
+    """SmolLM2's GGUF tokenizer calls ``<|im_start|>`` its eos; the model ends turns with
+    ``<|im_end|>``. The constraint must allow that token where the answer may end, or a
+    trained model can never stop and repeats lines up to ``max_new_tokens``."""
+    import torch
+    from transformers import AutoTokenizer
+
+    from ecomlm.methods.llm.causal_lm import constrained_tokens_fn, end_of_turn_id
+
+    tok = AutoTokenizer.from_pretrained(tiny_llama)
+    tok.eos_token = "<|im_start|>"
+    eot = end_of_turn_id(tok)
+    assert eot != tok.eos_token_id
+    prompt = tok("Answer:", add_special_tokens=False).input_ids
+    answer = tok("Exact", add_special_tokens=False).input_ids
+    allowed = constrained_tokens_fn(tok, ["(Exact|Substitute)"], [eot])
+    assert eot not in allowed(0, torch.tensor(prompt))  # the first call: the prompt
+    for n in range(1, len(answer) + 1):  # generation feeds the answer token by token
+        step = allowed(0, torch.tensor(prompt + answer[:n]))
+    assert eot in step and tok.eos_token_id in step  # "Exact" is complete: it may stop

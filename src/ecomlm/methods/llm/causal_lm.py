@@ -146,7 +146,7 @@ def generate(
             num_beams=num_beams,
             pad_token_id=tokenizer.pad_token_id,
             eos_token_id=stops,
-            prefix_allowed_tokens_fn=constrained_tokens_fn(tokenizer, regexes),
+            prefix_allowed_tokens_fn=constrained_tokens_fn(tokenizer, regexes, stops),
         )
         new_tokens = out[:, inputs["input_ids"].shape[1] :].tolist()
         for i, row in zip(batch, new_tokens, strict=True):
@@ -158,9 +158,15 @@ def generate(
 _ENFORCER_DATA: dict[int, Any] = {}
 
 
-def constrained_tokens_fn(tokenizer: Any, regexes: Sequence[str | None] | None) -> Any:
+def constrained_tokens_fn(
+    tokenizer: Any, regexes: Sequence[str | None] | None, stops: Sequence[int] = ()
+) -> Any:
     """A ``prefix_allowed_tokens_fn`` holding row i of the batch to ``regexes[i]``
-    (lm-format-enforcer); None when nothing is constrained."""
+    (lm-format-enforcer); None when nothing is constrained. Where an answer may end,
+    the enforcer allows ``stops`` (the end-of-turn token generation stops on) besides the
+    tokenizer's ``eos``: it knows only the latter, which for SmolLM2's GGUF tokenizer is
+    ``<|im_start|>``, so a model that ends its turn with ``<|im_end|>``, as trained,
+    could never stop inside the constraint and ran on to ``max_new_tokens``."""
     if not regexes or not any(regexes):
         return None
     from lmformatenforcer import RegexParser
@@ -171,7 +177,8 @@ def constrained_tokens_fn(tokenizer: Any, regexes: Sequence[str | None] | None) 
 
     if id(tokenizer) not in _ENFORCER_DATA:  # a vocabulary walk: seconds, once per tokenizer
         _ENFORCER_DATA[id(tokenizer)] = build_token_enforcer_tokenizer_data(tokenizer)
-    data = _ENFORCER_DATA[id(tokenizer)]
+    data = copy.copy(_ENFORCER_DATA[id(tokenizer)])
+    data.eos_token_id = sorted({*stops, tokenizer.eos_token_id} - {None})
     rows = [
         build_transformers_prefix_allowed_tokens_fn(data, RegexParser(r)) if r else None
         for r in regexes
