@@ -11,7 +11,7 @@ import torch
 
 from ecomlm.methods.baselines.hf_train import train_loop
 from ecomlm.methods.convergence import Budget, EarlyStopping, training_record
-from ecomlm.methods.llm import train_lora
+from ecomlm.methods.llm import lora_data, train_lora
 from ecomlm.methods.llm.lora import LoraMethod
 from ecomlm.runs import RunSpec, execute_run
 from ecomlm.tasks.esci import EsciTask
@@ -199,6 +199,23 @@ def test_lora_early_stopping_restores_best_adapter(tiny_llama, tmp_path, monkeyp
     assert not all(torch.equal(snapshots[1][n], snapshots[3][n]) for n in snapshots[1])
 
 
+@pytest.mark.parametrize(("min_epochs", "max_steps", "steps", "reason"), [
+    (1.0, 10, 4, "converged"),  # patience ran out at step 3; one epoch is 4 steps
+    (2.0, 10, 8, "converged"),
+    (1.0, 3, 3, "budget"),  # the budget ended it before one epoch: no convergence claim
+])  # fmt: skip
+def test_lora_early_stopping_waits_for_min_epochs(tiny_llama, tmp_path, monkeypatch,
+                                                 min_epochs, max_steps, steps, reason):  # fmt: skip
+    scores = iter([0.9, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05, 0.04, 0.03, 0.02])
+    monkeypatch.setattr(train_lora, "dev_evaluator", lambda method, dev: ("accuracy",
+                        lambda: next(scores)))  # fmt: skip
+    cfg = config(tiny_llama, tmp_path, max_steps=max_steps, eval_every=1, patience=2,
+                 checkpoint_every=0, min_epochs=min_epochs)  # fmt: skip
+    method = LoraMethod(EsciTask(), cfg).fit(esci_examples(16), dev=esci_examples(4))
+    record = method.training_record
+    assert (record["steps"], record["stop_reason"], record["best_step"]) == (steps, reason, 1)
+
+
 def test_lora_real_dev_evaluation_and_class_balance(tiny_llama, tmp_path):
     cfg = config(tiny_llama, tmp_path, max_steps=4, eval_every=2, checkpoint_every=0,
                  dev_metric="f1_macro")  # fmt: skip
@@ -211,7 +228,7 @@ def test_lora_real_dev_evaluation_and_class_balance(tiny_llama, tmp_path):
 
 
 def test_class_weights_equalise_classes():
-    weights = train_lora.class_weights(["a", "a", "a", "b"])
+    weights = lora_data.class_weights(["a", "a", "a", "b"])
     assert weights == [1 / 3, 1 / 3, 1 / 3, 1.0]
 
 

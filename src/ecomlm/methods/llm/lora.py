@@ -57,6 +57,7 @@ _NOT_TRAINING = {
     "work_dir", "resume", "checkpoint_every", "esci_inference", "max_new_tokens",
     "eval_batch_size", "num_beams", "log_every", "adapter_path", "constrained", "engine",
     "share_prefix",  # the same loss either way: a checkpoint resumes under either setting
+    "min_epochs",  # when training may stop, not what it computes
 }  # fmt: skip
 
 
@@ -130,6 +131,11 @@ class LoraMethod:
         max_seconds: float | None = None  # wall-clock training budget
         # early stopping on dev (the task's main metric unless dev_metric is set)
         patience: int = 3  # dev evaluations without a gain before stopping; 0 = off
+        # early stopping never ends a run before it has seen its training set this many
+        # times: a dev peak in the first steps on a small dev sample is noise, not
+        # convergence (session 6: an ESCI run "converged" at 0.9 epochs with its loss
+        # still at the label-guessing floor)
+        min_epochs: float = 1.0
         min_delta: float = 0.0
         eval_every: int = 0  # optimizer steps between dev evaluations; 0 = 4 per epoch
         max_dev: int = 200  # dev examples scored per evaluation (drawn across the split)
@@ -267,7 +273,7 @@ class LoraMethod:
     def _class_weights(self, task: Task, examples: list[Any]) -> list[float]:
         if not (self.config.class_balance and task.labels):
             return []
-        return train_lora.class_weights([str(task.gold(ex)) for ex in examples])
+        return lora_data.class_weights([str(task.gold(ex)) for ex in examples])
 
     # ------------------------------------------------------------------ fit
     def fit(self, train: list[Any], dev: list[Any] | None = None) -> LoraMethod:

@@ -202,3 +202,61 @@ def answer_share(examples: Sequence[TrainExample]) -> float:
     """Share of tokens that are supervised answer tokens."""
     total = sum(len(e) for e in examples)
     return 0.0 if total == 0 else sum(len(e) - e.n_prompt for e in examples) / total
+
+
+class EpochPlan:
+    """This process's micro-batches of each epoch (same on every re-run: seeded).
+
+    Global batches of ``batch_size * world`` examples are built exactly as a single
+    process would build them; process ``rank`` takes every world-th example of each,
+    so N processes see the same global batches as one.
+    """
+
+    def __init__(
+        self,
+        method: Any,
+        groups: dict[str, list[TrainExample]],
+        weights: dict[str, list[float]],
+        rank: int,
+        world: int,
+    ) -> None:
+        self.cfg, self.groups, self.weights = method.config, groups, weights
+        self.rank, self.world = rank, world
+        self._cache: dict[int, list] = {}
+
+    def __call__(self, epoch: int) -> list[list[TrainExample]]:
+        if epoch not in self._cache:
+            self._cache = {epoch: self._build(epoch)}
+        return self._cache[epoch]
+
+    def _build(self, epoch: int) -> list[list[TrainExample]]:
+        cfg, world = self.cfg, self.world
+        seed = cfg.seed * 1000 + epoch
+        groups = {name: self._balanced(name, seed) for name in self.groups}
+        if len(groups) > 1:
+            examples = mixed_sample(groups, cfg.mix_temperature, seed=seed)
+        else:
+            examples = next(iter(groups.values()))
+        lengths = [len(e) for e in examples]
+        cap = cfg.batch_tokens * world if cfg.batch_tokens else None
+        batches = length_batches(lengths, cfg.batch_size * world, cap, seed=seed)
+        return [[examples[i] for i in b[self.rank :: world]] for b in batches if len(b) >= world]
+
+    def _balanced(self, name: str, seed: int) -> list[TrainExample]:
+        """The group as is, or resampled (with replacement) to equal class frequencies."""
+        examples, weights = self.groups[name], self.weights.get(name)
+        if not weights:
+            return examples
+        from torch.utils.data import WeightedRandomSampler
+
+        generator = torch.Generator().manual_seed(seed)
+        sampler = WeightedRandomSampler(weights, len(examples), True, generator=generator)
+        return [examples[i] for i in sampler]
+
+
+def class_weights(labels: list[str]) -> list[float]:
+    """Inverse class frequency per example: each class is drawn equally often."""
+    counts: dict[str, int] = {}
+    for label in labels:
+        counts[label] = counts.get(label, 0) + 1
+    return [1.0 / counts[label] for label in labels]

@@ -41,6 +41,7 @@ from ecomlm.methods.checkpoint import (
 from ecomlm.methods.convergence import Budget, EarlyStopping, not_trained_record, training_record
 from ecomlm.methods.llm import lora_data
 from ecomlm.methods.llm.adapter_paths import ADAPTER_DIR
+from ecomlm.methods.llm.lora_data import EpochPlan
 from ecomlm.methods.llm.precision import autocast, resolve_precision
 
 STATE_FILE = "trainer_state.pt"
@@ -202,7 +203,8 @@ def optimize(
     share = cfg.share_prefix and not cfg.gradient_checkpointing
     diverged = False
     epoch, done = _locate(step, plan, cfg.grad_accum)
-    while step < total and not diverged and not stopper.patience_exhausted:
+    min_steps = math.ceil(cfg.min_epochs * per_epoch)
+    while step < total and not diverged and not (stopper.patience_exhausted and step >= min_steps):
         batches = plan(epoch)
         for update in range(done, len(batches) // cfg.grad_accum):
             micro = batches[update * cfg.grad_accum : (update + 1) * cfg.grad_accum]
@@ -233,13 +235,22 @@ def optimize(
                     progress = _progress(counters, start, start_cpu)
                     save_checkpoint(ckpt, fingerprint, step, model, optimizer, scheduler,
                                     stopper, best, progress)  # fmt: skip
-            if out_of_time or stopper.patience_exhausted:
+            if out_of_time or (stopper.patience_exhausted and step >= min_steps):
                 break
         if budget.max_seconds is not None and time.perf_counter() - start >= budget.max_seconds:
             break
         epoch, done = epoch + 1, 0
     _finish(method, accelerator, loss_module, ckpt, best, stopper, evaluator, budget,
             counters, step, per_epoch, diverged, start, start_cpu)  # fmt: skip
+
+
+def _stop_reason(
+    stopper: EarlyStopping, diverged: bool, step: int, per_epoch: int, min_epochs: float
+) -> str:
+    """``converged`` only once the run has trained ``min_epochs``: a budget that ends a
+    run sooner leaves it ``budget`` even if dev had stopped improving."""
+    reason = stopper.stop_reason(diverged)
+    return "budget" if reason == "converged" and step < min_epochs * per_epoch else reason
 
 
 def _finish(
@@ -278,7 +289,7 @@ def _finish(
     )
     method.training_record = training_record(
         stopper if evaluator else None,
-        stop_reason=stopper.stop_reason(diverged),
+        stop_reason=_stop_reason(stopper, diverged, step, per_epoch, cfg.min_epochs),
         dev_metric=evaluator[0] if evaluator else None,
         steps=step,
         epochs=step / max(per_epoch, 1),
@@ -358,64 +369,6 @@ def dev_evaluator(method: Any, dev: list[Any] | None) -> tuple[str, Callable[[],
         return float(scores[metric])
 
     return metric, evaluate
-
-
-class EpochPlan:
-    """This process's micro-batches of each epoch (same on every re-run: seeded).
-
-    Global batches of ``batch_size * world`` examples are built exactly as a single
-    process would build them; process ``rank`` takes every world-th example of each,
-    so N processes see the same global batches as one.
-    """
-
-    def __init__(
-        self,
-        method: Any,
-        groups: dict[str, list[lora_data.TrainExample]],
-        weights: dict[str, list[float]],
-        rank: int,
-        world: int,
-    ) -> None:
-        self.cfg, self.groups, self.weights = method.config, groups, weights
-        self.rank, self.world = rank, world
-        self._cache: dict[int, list] = {}
-
-    def __call__(self, epoch: int) -> list[list[lora_data.TrainExample]]:
-        if epoch not in self._cache:
-            self._cache = {epoch: self._build(epoch)}
-        return self._cache[epoch]
-
-    def _build(self, epoch: int) -> list[list[lora_data.TrainExample]]:
-        cfg, world = self.cfg, self.world
-        seed = cfg.seed * 1000 + epoch
-        groups = {name: self._balanced(name, seed) for name in self.groups}
-        if len(groups) > 1:
-            examples = lora_data.mixed_sample(groups, cfg.mix_temperature, seed=seed)
-        else:
-            examples = next(iter(groups.values()))
-        lengths = [len(e) for e in examples]
-        cap = cfg.batch_tokens * world if cfg.batch_tokens else None
-        batches = lora_data.length_batches(lengths, cfg.batch_size * world, cap, seed=seed)
-        return [[examples[i] for i in b[self.rank :: world]] for b in batches if len(b) >= world]
-
-    def _balanced(self, name: str, seed: int) -> list[lora_data.TrainExample]:
-        """The group as is, or resampled (with replacement) to equal class frequencies."""
-        examples, weights = self.groups[name], self.weights.get(name)
-        if not weights:
-            return examples
-        from torch.utils.data import WeightedRandomSampler
-
-        generator = torch.Generator().manual_seed(seed)
-        sampler = WeightedRandomSampler(weights, len(examples), True, generator=generator)
-        return [examples[i] for i in sampler]
-
-
-def class_weights(labels: list[str]) -> list[float]:
-    """Inverse class frequency per example: each class is drawn equally often."""
-    counts: dict[str, int] = {}
-    for label in labels:
-        counts[label] = counts.get(label, 0) + 1
-    return [1.0 / counts[label] for label in labels]
 
 
 def _locate(step: int, plan: EpochPlan, grad_accum: int) -> tuple[int, int]:
