@@ -147,6 +147,9 @@ def test_interrupted_train_loop_resumes_where_it_stopped(tmp_path, capsys):
     assert _curve(record) == _curve(whole_record)
     assert record["best_step"] == whole_record["best_step"] == 20
     assert record["steps"] == 20 and record["examples_seen"] == 40
+    assert log["resumed_seconds"] > 0 and whole_log["resumed_seconds"] == 0
+    # the fit's clock went on from the checkpoint: it covers the whole training
+    assert record["train_seconds"] >= log["resumed_seconds"]
 
     with pytest.raises(_Interrupted):
         _fit(tmp_path / "c", _scores_then_crash(scores[:1]))

@@ -137,9 +137,9 @@ def train_loop(
     optimizer, scheduler = _optimizer(model, lr, weight_decay, warmup_ratio, total)
     budget = Budget(epochs=epochs, max_seconds=max_seconds)
     stopper = EarlyStopping(patience=patience, min_delta=min_delta)
-    key = (config_key, type(model).__name__, features, epochs, batch_size, lr, seed)
-    ckpt = LoopCheckpoint(Path(checkpoint_dir), fingerprint(*key)) if checkpoint_dir else None
-    step, best_state = ckpt.load(model, optimizer, scheduler, stopper) if ckpt else (0, None)
+    ckpt = LoopCheckpoint.of(checkpoint_dir, config_key, type(model).__name__, features,
+                             epochs, batch_size, lr, seed)  # fmt: skip
+    step, best_state, resumed = ckpt.load(model, optimizer, scheduler, stopper)
     diverged = stop = False
 
     def run_eval() -> bool:
@@ -152,7 +152,7 @@ def train_loop(
         if stopper.update(score, step=step, epoch=epoch, examples_seen=step * batch_size):
             best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
         tqdm.write(f"[{desc}] step {step}: dev {score:.4f} (best {stopper.best_score:.4f})")
-        if ckpt is not None and not stopper.patience_exhausted:
+        if not stopper.patience_exhausted:
             ckpt.save(step, model, optimizer, scheduler, stopper, best_state)
         return stopper.patience_exhausted
 
@@ -176,17 +176,16 @@ def train_loop(
     bar.close()
     _finish(model, best_state, ckpt)
     return _loop_log(stopper, evaluate is not None, diverged, step, steps_per_epoch,
-                     len(features), batch_size, lr, budget, dev_metric)  # fmt: skip
+                     len(features), batch_size, lr, budget, dev_metric, resumed)  # fmt: skip
 
 
-def _finish(model: Any, best_state: dict[str, Any] | None, ckpt: LoopCheckpoint | None) -> None:
+def _finish(model: Any, best_state: dict[str, Any] | None, ckpt: LoopCheckpoint) -> None:
     """Restore the best dev weights; a finished fit's checkpoint is dropped (the method
     saves its own model)."""
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
-    if ckpt is not None:
-        ckpt.remove()
+    ckpt.remove()
 
 
 def epoch_batches(
@@ -210,13 +209,20 @@ class LoopCheckpoint:
 
     STATE_FILE = "loop_state.pt"
 
-    def __init__(self, folder: Path, key: str) -> None:
-        self.folder, self.key = folder, key
+    def __init__(self, folder: Path | None, key: str) -> None:
+        self.folder, self.key = folder, key  # no folder: nothing is kept or resumed
+
+    @classmethod
+    def of(cls, folder: str | Path | None, *shapes_training: Any) -> LoopCheckpoint:
+        """The checkpoint in ``folder`` (None: none) of a fit shaped by ``shapes_training``."""
+        return cls(Path(folder), fingerprint(*shapes_training)) if folder else cls(None, "")
 
     def save(self, step: int, model: Any, optimizer: Any, scheduler: Any, stopper: Any,
              best: dict[str, Any] | None) -> None:  # fmt: skip
         import torch
 
+        if self.folder is None:
+            return
         state = {
             "key": self.key, "step": step, "model": model.state_dict(), "best": best,
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
@@ -225,17 +231,20 @@ class LoopCheckpoint:
         }  # fmt: skip
         atomic_write_dir(self.folder, lambda tmp: torch.save(state, tmp / self.STATE_FILE))
 
-    def load(self, model: Any, optimizer: Any, scheduler: Any, stopper: Any) -> tuple[int, Any]:
-        """Restore a matching checkpoint into the given objects; (step, best weights)."""
+    def load(
+        self, model: Any, optimizer: Any, scheduler: Any, stopper: Any
+    ) -> tuple[int, Any, float]:
+        """Restore a matching checkpoint into the given objects; (step, best weights,
+        seconds trained before it was written)."""
         import torch
 
-        found = readable_checkpoint(self.folder, self.STATE_FILE)
-        if found is None:
-            return 0, None
+        found = self.folder and readable_checkpoint(self.folder, self.STATE_FILE)
+        if not found:
+            return 0, None, 0.0
         state = torch.load(found / self.STATE_FILE, weights_only=False)
         if state.get("key") != self.key:
             print(f"ignoring checkpoint {found}: made with another config or data", flush=True)
-            return 0, None
+            return 0, None, 0.0
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -243,11 +252,12 @@ class LoopCheckpoint:
         restore_stopper(stopper, state["stopper"])
         stopper.started = time.perf_counter() - state["seconds"]  # the budget clock goes on
         print(f"resumed from {found} at step {state['step']}", flush=True)
-        return int(state["step"]), state["best"]
+        return int(state["step"]), state["best"], float(state["seconds"])
 
     def remove(self) -> None:
-        for folder in (self.folder, self.folder.with_name(f".{self.folder.name}.old")):
-            shutil.rmtree(folder, ignore_errors=True)
+        if self.folder is not None:
+            for folder in (self.folder, self.folder.with_name(f".{self.folder.name}.old")):
+                shutil.rmtree(folder, ignore_errors=True)
 
 
 def _step(model: Any, batch: dict, optimizer: Any, scheduler: Any) -> float | None:
@@ -268,8 +278,10 @@ def _step(model: Any, batch: dict, optimizer: Any, scheduler: Any) -> float | No
 def _loop_log(
     stopper: Any, evaluated: bool, diverged: bool, step: int, steps_per_epoch: int,
     n_features: int, batch_size: int, lr: float, budget: Any, dev_metric: str | None,
+    resumed_seconds: float = 0.0,
 ) -> dict[str, Any]:  # fmt: skip
-    """``train_loop``'s log, with the run's ``training_record``."""
+    """``train_loop``'s log, with the run's ``training_record`` and the seconds trained
+    before this process (a resumed fit)."""
     from ecomlm.methods.convergence import training_record
 
     seconds = time.perf_counter() - stopper.started
@@ -294,6 +306,7 @@ def _loop_log(
         "steps": step,
         "train_loop_seconds": round(seconds, 3),
         "training_record": record,
+        "resumed_seconds": resumed_seconds,
     }
 
 

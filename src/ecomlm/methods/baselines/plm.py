@@ -173,6 +173,7 @@ class BertMethod:
         self.training_record = log["training_record"]
         self.extra_cost = training_cost(self.model, log)
         self.fit_log = log
+        self.resumed_seconds = log["resumed_seconds"]  # a resumed fit reports all of it
         return self
 
     def predict(self, examples: list[Any]) -> list[Prediction]:

@@ -184,6 +184,7 @@ class Seq2SeqMethod:
         self.training_record = log["training_record"]
         self.extra_cost = training_cost(self.model, log, train_pairs=len(features))
         self.fit_log = log
+        self.resumed_seconds = log["resumed_seconds"]  # a resumed fit reports all of it
         return self
 
     def _embeddings(self) -> list[Any]:
