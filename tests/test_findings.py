@@ -98,3 +98,30 @@ def test_majority_baseline_scores_the_constant_answer():
     ]
     base = verdicts.majority_baseline(EsciTask(), rows)
     assert base["accuracy"] == 0.75 and base["invalid_rate"] == 0.0
+
+
+def test_a_degenerate_generator_is_flagged_against_the_best_constant_answer():
+    from ecomlm.tasks.desc_gen import DescGenTask
+
+    task = DescGenTask()
+    golds = ["a red cotton shirt for summer", "blue steel water bottle keeps drinks cold",
+             "a red cotton dress for summer", "wooden desk lamp with warm light"]  # fmt: skip
+    rows = [{"input": {"title": g, "brand": "b", "color": "", "bullets": [], "category": "",
+                       "description": g, "id": str(i)}, "gold": g}
+            for i, g in enumerate(golds)]  # fmt: skip
+    constant = verdicts.constant_baseline(task, rows, "rougeL")
+    # "a red cotton shirt for summer" also matches the dress: the best single answer
+    assert 0 < constant["rougeL"] < 1
+
+    def generator(score: float) -> Run:
+        return Run(id="desc_gen-seq2seq", dir=Path("/nonexistent"), label="seq2seq",
+                   family="seq2seq", task="desc_gen", train_size=100, seed=0, status="done",
+                   main_metric="rougeL", metrics={"rougeL": score, "invalid_rate": 0.0},
+                   training={"stop_reason": "converged"},
+                   baseline={**constant, "constant": 1.0})  # fmt: skip
+
+    assert verdicts.suspect_reasons(generator(0.02)) == [
+        f"below the best constant answer ({constant['rougeL']:.3f})"
+    ]
+    assert verdicts.suspect_reasons(generator(0.9)) == []
+    assert verdicts.constant_baseline(task, [], "rougeL") is None

@@ -51,6 +51,38 @@ def majority_baseline(task: Any, rows: list[dict[str, Any]]) -> dict[str, float]
         return None
 
 
+CONSTANT_CANDIDATES = 20  # references tried as the one answer given to every example
+_CONSTANT_CACHE: dict[tuple, dict[str, float] | None] = {}
+
+
+def constant_baseline(
+    task: Any, rows: list[dict[str, Any]], metric: str
+) -> dict[str, float] | None:
+    """Generation tasks' counterpart of the majority label: the metrics of answering every
+    evaluated example with the same text — the best, by ``metric``, of up to
+    ``CONSTANT_CANDIDATES`` evaluated references (evenly spaced), each scored on the other
+    examples (never on the one it was written for). A generator at or below it has
+    learned nothing example-specific (e.g. a degenerate "- - -" decoder)."""
+    from ecomlm.tasks.base import Prediction, example_from_dict
+
+    rows = [r for r in rows if r.get("gold")]
+    if task.labels or not rows:
+        return None
+    key = (task.name, metric, tuple(str(r["gold"]) for r in rows))
+    if key not in _CONSTANT_CACHE:  # runs of a study share their evaluated examples
+        examples = [example_from_dict(task.example_type, r["input"]) for r in rows]
+        step = max(1, len(rows) // CONSTANT_CANDIDATES)
+        scored = []
+        for i in range(0, len(rows), step)[:CONSTANT_CANDIDATES]:
+            gold = rows[i]["gold"]
+            answer = gold[0] if isinstance(gold, list) else gold
+            others = examples[:i] + examples[i + 1 :]
+            if others:
+                scored.append(task.score(others, [Prediction(value=answer)] * len(others)))
+        _CONSTANT_CACHE[key] = max(scored, key=lambda m: m.get(metric, -math.inf), default=None)
+    return _CONSTANT_CACHE[key]
+
+
 def suspect_reasons(run: Any) -> list[str]:
     """Why a finished run's number should not be trusted as it stands."""
     reasons = []
@@ -61,7 +93,9 @@ def suspect_reasons(run: Any) -> list[str]:
     if prior is not None and not math.isnan(run.main) and run.main <= prior + 1e-9:
         # at the prior, a classifier has learned nothing beyond the label frequencies
         where = "below" if run.main < prior - 1e-9 else "no better than"
-        reasons.append(f"{where} the majority baseline ({prior:.3f})")
+        constant = run.baseline.get("constant")
+        what = "the best constant answer" if constant else "the majority baseline"
+        reasons.append(f"{where} {what} ({prior:.3f})")
     return reasons
 
 

@@ -208,16 +208,21 @@ def _unfinished_reason(metrics_path: Path, finished: bool) -> str | None:
 
 
 def _classification_extras(run: Run, spec: dict[str, Any]) -> None:
-    """Majority baseline and confusion matrix of a classification run's predictions."""
+    """Majority baseline and confusion matrix of a classification run's predictions; the
+    best constant answer of a generation run's."""
     from sklearn.metrics import confusion_matrix
 
     from ecomlm.tasks import get_task
 
     task = get_task(run.task, **(spec.get("task_options") or {}))
     path = run.dir / "predictions.jsonl"
-    if not task.labels or not path.exists():
+    if not path.exists():
         return
     rows = list(read_jsonl(path))
+    if not task.labels:  # generation: the best single answer for every example
+        constant = verdicts.constant_baseline(task, rows, run.main_metric)
+        run.baseline = None if constant is None else {**constant, "constant": 1.0}
+        return
     run.baseline = verdicts.majority_baseline(task, rows)
     labels = list(task.labels) + ["(invalid)"]
     gold = [r["gold"] for r in rows if r.get("gold") is not None]
@@ -285,6 +290,8 @@ def run_summaries(runs: list[Run]) -> list[dict[str, Any]]:
                 "steps": r.training.get("steps"), "epochs": r.training.get("epochs"),
                 "lr": r.training.get("lr"), "trials": r.training.get("trials", 1),
                 "best_dev_score": r.training.get("best_dev_score"),
+                # classification: always the majority label; generation: the best
+                # constant answer (``verdicts.constant_baseline``)
                 "majority_baseline": _num((r.baseline or {}).get(r.main_metric, math.nan)),
                 "suspect": verdicts.suspect_reasons(r) if r.done else [],
                 "metrics": {k: _num(v) for k, v in r.metrics.items() if isinstance(v, float)},

@@ -42,7 +42,8 @@ def _main_table(runs: list[Run], tasks: list[str], labels: list[str]) -> list[Bl
             "run's stop reason (converged / budget / diverged / not_trained) and its invalid-"
             "answer rate; the best run of a task is bold only when it may carry a claim "
             "(converged or untrained, not suspect) and no other run scores higher. "
-            "**SUSPECT** marks a run at or below the majority baseline or with over 10% "
+            "**SUSPECT** marks a run at or below the majority baseline (generation: the "
+            "best single answer given to every example) or with over 10% "
             "invalid answers; a `budget` run was still improving, "
             "so its score is a lower bound.",
         ),
