@@ -125,3 +125,18 @@ def test_a_degenerate_generator_is_flagged_against_the_best_constant_answer():
     ]
     assert verdicts.suspect_reasons(generator(0.9)) == []
     assert verdicts.constant_baseline(task, [], "rougeL") is None
+
+
+def test_adapter_similarity_compares_adapters_of_one_base_only(tmp_path):
+    """SmolLM2 and Gemma-3 adapters have different shapes: comparing them failed the
+    whole section; adapters are grouped by the base model their PEFT config names."""
+    from ecomlm.study.report.sections import _base_model
+
+    for name, base in (("a", "/models/smollm2"), ("b", "/models/gemma3")):
+        folder = tmp_path / name / "model" / "adapter"
+        folder.mkdir(parents=True)
+        (folder / "adapter_config.json").write_text(f'{{"base_model_name_or_path": "{base}"}}')
+    runs = [run("lora", 0.5), run("lora-gemma", 0.5)]
+    runs[0].dir, runs[1].dir = tmp_path / "a", tmp_path / "b"
+    assert [_base_model(r) for r in runs] == ["/models/smollm2", "/models/gemma3"]
+    assert _base_model(run("icl", 0.5)) == ""  # no adapter folder

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -58,13 +59,24 @@ def _score_cell(r: Run) -> str:
     return text + (f" **SUSPECT**: {'; '.join(suspect)}" if suspect else "")
 
 
+def _base_model(run: Run) -> str:
+    """The base model an adapter was trained on (its PEFT config), for grouping."""
+    for path in (run.dir / "model").glob("**/adapter_config.json"):
+        return str(json.loads(path.read_text()).get("base_model_name_or_path", ""))
+    return ""
+
+
 def _adapter_section(runs: list[Run], out_dir: Path) -> list[Block]:
     head = headline_runs(runs)
-    adapters = [
+    trained = [
         r
         for r in head.values()
         if r.trained_adapter and r.role == "train" and (r.dir / "model").exists()
     ]
+    by_base: dict[str, list[Run]] = {}
+    for r in trained:  # only adapters of one base model have comparable weight updates
+        by_base.setdefault(_base_model(r), []).append(r)
+    adapters = max(by_base.values(), key=len, default=[])
     if len(adapters) < 2:
         return []
     blocks: list[Block] = [("h2", "Adapter similarity")]
