@@ -118,7 +118,7 @@ def test_a_degenerate_generator_is_flagged_against_the_best_constant_answer():
                    family="seq2seq", task="desc_gen", train_size=100, seed=0, status="done",
                    main_metric="rougeL", metrics={"rougeL": score, "invalid_rate": 0.0},
                    training={"stop_reason": "converged"},
-                   baseline={**constant, "constant": 1.0})  # fmt: skip
+                   baseline=constant, baseline_name="the best constant answer")  # fmt: skip
 
     assert verdicts.suspect_reasons(generator(0.02)) == [
         f"below the best constant answer ({constant['rougeL']:.3f})"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -55,10 +56,21 @@ def fingerprint(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def _copies(folder: Path) -> tuple[Path, Path]:
+    """The checkpoint folder and the previous copy a crash mid-swap leaves beside it."""
+    return folder, folder.with_name(f".{folder.name}.old")
+
+
 def readable_checkpoint(folder: Path, state_file: str) -> Path | None:
     """``folder``, or the previous copy a crash mid-swap left beside it, holding
     ``state_file``; None when there is no checkpoint."""
-    for candidate in (folder, folder.with_name(f".{folder.name}.old")):
+    for candidate in _copies(folder):
         if (candidate / state_file).exists():
             return candidate
     return None
+
+
+def remove_checkpoint(folder: Path) -> None:
+    """Drop a finished fit's checkpoint, with any copy a crash mid-swap left beside it."""
+    for copy in _copies(folder):
+        shutil.rmtree(copy, ignore_errors=True)

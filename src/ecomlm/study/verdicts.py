@@ -93,9 +93,7 @@ def suspect_reasons(run: Any) -> list[str]:
     if prior is not None and not math.isnan(run.main) and run.main <= prior + 1e-9:
         # at the prior, a classifier has learned nothing beyond the label frequencies
         where = "below" if run.main < prior - 1e-9 else "no better than"
-        constant = run.baseline.get("constant")
-        what = "the best constant answer" if constant else "the majority baseline"
-        reasons.append(f"{where} {what} ({prior:.3f})")
+        reasons.append(f"{where} {run.baseline_name} ({prior:.3f})")
     return reasons
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
-import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -20,6 +19,7 @@ from ecomlm.io import atomic_write_dir
 from ecomlm.methods.checkpoint import (
     fingerprint,
     readable_checkpoint,
+    remove_checkpoint,
     restore_stopper,
     rng_state,
     set_rng_state,
@@ -256,8 +256,7 @@ class LoopCheckpoint:
 
     def remove(self) -> None:
         if self.folder is not None:
-            for folder in (self.folder, self.folder.with_name(f".{self.folder.name}.old")):
-                shutil.rmtree(folder, ignore_errors=True)
+            remove_checkpoint(self.folder)
 
 
 def _step(model: Any, batch: dict, optimizer: Any, scheduler: Any) -> float | None:

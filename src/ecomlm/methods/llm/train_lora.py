@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 import random
-import shutil
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -33,6 +32,7 @@ from ecomlm.data.splits import dev_subset
 from ecomlm.io import atomic_write_dir
 from ecomlm.methods.checkpoint import (
     readable_checkpoint,
+    remove_checkpoint,
     restore_stopper,
     rng_state,
     set_rng_state,
@@ -272,7 +272,7 @@ def _finish(
         method.model.get_base_model().gradient_checkpointing_disable()
     method.model.eval()
     if ckpt is not None and accelerator.is_main_process:
-        shutil.rmtree(ckpt, ignore_errors=True)  # finished: the adapter is saved by save()
+        remove_checkpoint(ckpt)  # finished: the adapter is saved by save()
     method.history = counters.history
     method.extra_cost.update(
         {

@@ -45,7 +45,8 @@ class Run:
     seconds: float = math.nan  # wall time of the run (from the results store)
     cpu_seconds: float = math.nan  # CPU time of the run, all threads
     training: dict[str, Any] = field(default_factory=dict)  # training.json
-    baseline: dict[str, float] | None = None  # majority-label metrics (classification)
+    baseline: dict[str, float] | None = None  # metrics of the baseline named below
+    baseline_name: str = "the majority baseline"  # generation: "the best constant answer"
     confusion: dict[str, Any] | None = None  # labels + matrix (classification)
     method: str = ""
 
@@ -185,7 +186,7 @@ def load_runs(
             run.cost = read_json(cost_path) if cost_path.exists() else {}
             training_path = run_dir / TRAINING_FILE
             run.training = read_json(training_path) if training_path.exists() else {}
-            _classification_extras(run, p["spec"])
+            _prediction_extras(run, p["spec"])
             if n_boot and (run_dir / "predictions.jsonl").exists():
                 try:
                     run.stats = run_stats(run_dir, n_boot=n_boot, seed=seed, budget_s=budget_s,
@@ -207,7 +208,7 @@ def _unfinished_reason(metrics_path: Path, finished: bool) -> str | None:
     return f"{metrics_path}: not a complete metrics record (truncated?); the run is redone"
 
 
-def _classification_extras(run: Run, spec: dict[str, Any]) -> None:
+def _prediction_extras(run: Run, spec: dict[str, Any]) -> None:
     """Majority baseline and confusion matrix of a classification run's predictions; the
     best constant answer of a generation run's."""
     from sklearn.metrics import confusion_matrix
@@ -220,8 +221,8 @@ def _classification_extras(run: Run, spec: dict[str, Any]) -> None:
         return
     rows = list(read_jsonl(path))
     if not task.labels:  # generation: the best single answer for every example
-        constant = verdicts.constant_baseline(task, rows, run.main_metric)
-        run.baseline = None if constant is None else {**constant, "constant": 1.0}
+        run.baseline = verdicts.constant_baseline(task, rows, run.main_metric)
+        run.baseline_name = "the best constant answer"
         return
     run.baseline = verdicts.majority_baseline(task, rows)
     labels = list(task.labels) + ["(invalid)"]
