@@ -171,3 +171,34 @@ def test_shipped_configs_validate():
     for name in ("quickstart.yaml", "example_study.yaml"):
         cfg = load_study(root / name)
         assert expand(cfg)
+
+
+def test_extra_seeds_only_at_sizes_up_to_the_limit():
+    data = copy.deepcopy(BASE)
+    data["train_sizes"] = [64, 256, None]
+    data["methods"][0].update(seeds=[0, 1, 2], seeds_up_to=64)
+    unlimited = copy.deepcopy(BASE) | {"train_sizes": [64, 256, None]}
+    plain = {r.id for r in expand(parse_study(unlimited))}
+    runs = [r for r in expand(parse_study(data)) if r.family == "classical"]
+    by_size = {size: sorted(r.seed for r in runs if r.train_size == size and r.task == "esci")
+               for size in (64, 256, None)}  # fmt: skip
+    assert by_size == {64: [0, 1, 2], 256: [0], None: [0]}
+    # the first seed's runs keep their ids: a finished study resumes with the limit added
+    assert {r.id for r in runs if r.seed == 0} <= plain
+    data["methods"][0]["seeds_up_to"] = 0
+    assert "seeds_up_to" in _err(data)
+
+
+def test_estimates_scale_by_what_finished_runs_took():
+    from ecomlm.study.grid import calibrated_estimates, estimate_seconds
+
+    runs = expand(parse_study(copy.deepcopy(BASE)))
+    esci = [r for r in runs if r.family == "classical" and r.task == "esci"]
+    done = next(r for r in esci if r.train_size == 64 and r.seed == 0)
+    twin = next(r for r in esci if r.train_size == 64 and r.seed == 1)
+    larger = next(r for r in esci if r.train_size == 256)
+    other = next(r for r in runs if r.family == "lora")
+    est = calibrated_estimates(runs, {done.id: 3 * estimate_seconds(done)})
+    assert est[twin.id] == pytest.approx((3 * estimate_seconds(twin), True))
+    assert est[larger.id] == pytest.approx((3 * estimate_seconds(larger), True))
+    assert est[other.id] == (estimate_seconds(other), False)

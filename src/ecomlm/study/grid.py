@@ -163,8 +163,12 @@ class _Grid:
             return [_largest(sizes)]  # ICL only picks demonstrations: one pool size
         return list(sizes)
 
-    def seeds_of(self, entry: Any) -> list[int]:
-        return list(entry.seeds or self.cfg.seeds)
+    def seeds_of(self, entry: Any, size: TrainSize = None) -> list[int]:
+        seeds = list(entry.seeds or self.cfg.seeds)
+        limit = getattr(entry, "seeds_up_to", None)
+        if limit is not None and (size is None or isinstance(size, float) or size > limit):
+            return seeds[:1]
+        return seeds
 
     def config_of(self, entry: Any, task: str) -> dict[str, Any]:
         return {**entry.config, **entry.task_config.get(task, {})}
@@ -174,7 +178,7 @@ def _expand_method(g: _Grid, entry: MethodEntry) -> None:
     label = entry_label(entry)
     for task in g.tasks_of(entry):
         for size in g.sizes_of(entry, task):
-            for seed in g.seeds_of(entry):
+            for seed in g.seeds_of(entry, size):
                 config = g.config_of(entry, task)
                 if entry.k is None:
                     spec = g.spec(task, entry.name, size, seed, config)
@@ -191,7 +195,7 @@ def _expand_mixed(g: _Grid, entry: MixedEntry) -> None:
     tasks = g.tasks_of(entry)
     first = tasks[0]
     for size in g.sizes_of(entry, first):
-        for seed in g.seeds_of(entry):
+        for seed in g.seeds_of(entry, size):
             # LoraMethod trains on its own task's data plus ``mix_tasks`` (the other tasks)
             mix = {t: g.cfg.task(t).source for t in tasks[1:]}
             config = {**g.config_of(entry, first), "mix_tasks": mix}
@@ -246,7 +250,7 @@ def _expand_merge(g: _Grid, i: int, entry: MergeEntry) -> None:
     eval_tasks = list(entry.tasks or ref_tasks)
     for task in eval_tasks:
         for size in g.sizes_of(entry, task):
-            for seed in g.seeds_of(entry):
+            for seed in g.seeds_of(entry, size):
                 deps: list[str] = []
                 for j, ref in enumerate(refs):
                     where = f"merges[{i}].adapters[{j}]"
@@ -336,3 +340,31 @@ def estimate_seconds(run: PlannedRun) -> float:
         return fixed + per_train * work + per_eval * n_eval
     epochs = cfg.get("epochs", 1) if isinstance(cfg.get("epochs", 1), int | float) else 1
     return fixed + per_train * n_train * epochs + per_eval * n_eval
+
+
+def _calibration_keys(run: PlannedRun) -> list[tuple[Any, ...]]:
+    return [(run.label, run.task, run.train_size), (run.label, run.task), (run.label,)]
+
+
+def calibrated_estimates(
+    runs: list[PlannedRun], measured: dict[str, float]
+) -> dict[str, tuple[float, bool]]:
+    """Each run's estimate, scaled by what this study's finished runs really took.
+
+    ``measured`` maps finished run ids to their seconds. A run's prior estimate is
+    multiplied by the mean ratio measured / estimated of the finished runs of its label,
+    task and train size (else of its label and task, else of its label); the flag says
+    whether such runs existed.
+    """
+    ratios: dict[tuple[str, ...], list[float]] = {}
+    for run in runs:
+        seconds, prior = measured.get(run.id), estimate_seconds(run)
+        if seconds and prior > 0:
+            for key in _calibration_keys(run):
+                ratios.setdefault(key, []).append(seconds / prior)
+    out: dict[str, tuple[float, bool]] = {}
+    for run in runs:
+        found = next((ratios[k] for k in _calibration_keys(run) if k in ratios), None)
+        factor = sum(found) / len(found) if found else 1.0
+        out[run.id] = (estimate_seconds(run) * factor, bool(found))
+    return out

@@ -33,7 +33,7 @@ from typing import Any
 from ecomlm.io import atomic_write_text, read_json, read_yaml, write_json, write_yaml
 from ecomlm.redact import redact
 from ecomlm.study.config import StudyConfig, StudyConfigError
-from ecomlm.study.grid import PlannedRun, estimate_seconds, expand, waves
+from ecomlm.study.grid import PlannedRun, calibrated_estimates, expand, waves
 from ecomlm.study.store import CONFIG_FILE, PLAN_FILE, ResultStore, run_finished
 
 
@@ -249,21 +249,29 @@ def plan_text(runs: list[PlannedRun], store: ResultStore) -> str:
     """The plan as a table with per-run status and estimated time."""
     lines = [f"{'status':7} {'est.':>8}  {'run id':60} deps"]
     todo_s = 0.0
-    n_todo = 0
+    n_todo = n_measured = 0
+    measured = {
+        run.id: float((store.get(run.id) or {}).get("seconds") or 0)
+        for run in runs
+        if store.is_done(run.id)
+    }
+    estimates = calibrated_estimates(runs, measured)
     for run in runs:
         done = store.is_done(run.id) or run_finished(store.dir / run.id)
-        est = estimate_seconds(run)
+        est, calibrated = estimates[run.id]
         if not done:
             todo_s += est
             n_todo += 1
+            n_measured += calibrated
         status = "done" if done else (store.get(run.id) or {}).get("status", "todo")
         status = "todo" if status == "done" and not done else status  # row but no files
         deps = ",".join(d.rsplit("-", 1)[-1] for d in run.deps) or "-"
         lines.append(f"{status:7} {_fmt_seconds(est):>8}  {run.id:60} {deps}")
     lines.append(
         f"{len(runs)} runs, {n_todo} to run, estimated {_fmt_seconds(todo_s)} "
-        "(rough: per-method start-up + per train example/step + per evaluated example, "
-        "each method class's estimate, guessed for 2 idle CPU cores)"
+        "(rough: per-method start-up + per train example/step + per evaluated example; "
+        f"{n_measured} of the {n_todo} scaled by what this study's finished runs of the "
+        "same method and task took, the others guessed for 2 idle CPU cores)"
     )
     return "\n".join(lines)
 
