@@ -202,3 +202,18 @@ def test_estimates_scale_by_what_finished_runs_took():
     assert est[twin.id] == pytest.approx((3 * estimate_seconds(twin), True))
     assert est[larger.id] == pytest.approx((3 * estimate_seconds(larger), True))
     assert est[other.id] == (estimate_seconds(other), False)
+
+
+def test_size_config_overrides_only_that_size():
+    data = copy.deepcopy(BASE)
+    data["train_sizes"] = [64, None]
+    before = {r.id for r in expand(parse_study(copy.deepcopy(data)))}
+    data["methods"][1]["size_config"] = {"all": {"max_steps": 50}, "64": {"lr": 1e-3}}
+    runs = [r for r in expand(parse_study(data)) if r.family == "lora"]
+    assert {r.train_size: r.spec.method_config.get("max_steps") for r in runs} == {64: 5, None: 50}
+    assert {r.train_size: r.spec.method_config.get("lr") for r in runs} == {64: 1e-3, None: None}
+    data["methods"][1]["size_config"] = {"all": {"max_steps": 50}}
+    small = {r.id for r in expand(parse_study(data)) if r.family == "lora" and r.train_size == 64}
+    assert small <= before  # the other sizes keep their ids: finished runs stay finished
+    data["methods"][1]["size_config"] = {"most": {}}
+    assert "methods[1].size_config.most" in _err(data)

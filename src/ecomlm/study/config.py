@@ -93,6 +93,9 @@ class _Entry(_Strict):
     config: dict[str, Any] = Field(default_factory=dict)
     # per-task overrides merged over ``config``, e.g. {queryner: {max_new_tokens: 48}}
     task_config: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # per-train-size overrides merged over both, keyed by the size as written or "all",
+    # e.g. {all: {max_seconds: 10800}}: a longer budget for the largest runs only
+    size_config: dict[str, dict[str, Any]] = Field(default_factory=dict)
     tasks: list[str] | None = None  # default: every task of the study
     train_sizes: list[TrainSize] | None = None
     seeds: list[int] | None = None
@@ -282,6 +285,13 @@ def entry_label(entry: MethodEntry | MixedEntry | MergeEntry) -> str:
     return entry.label or getattr(entry, "name", "")
 
 
+def _is_size(key: str) -> bool:
+    try:
+        return float(key) > 0
+    except ValueError:
+        return False
+
+
 def check_references(cfg: StudyConfig, where: str) -> None:
     """Cross-field checks: unique tasks and labels, task names, merge references."""
     task_names = [t.name for t in cfg.tasks]
@@ -309,6 +319,12 @@ def check_references(cfg: StudyConfig, where: str) -> None:
                 if t not in task_names:
                     raise StudyConfigError(
                         f"{loc}.task_config.{t}: task {t!r} is not in the study's tasks"
+                    )
+            for key in entry.size_config:
+                if key != "all" and not _is_size(key):
+                    raise StudyConfigError(
+                        f"{loc}.size_config.{key}: not a train size (a count, a fraction "
+                        "or 'all')"
                     )
             if isinstance(entry, MethodEntry) and entry.k is not None and not _k_shot(entry.name):
                 raise StudyConfigError(f"{loc}.k: only icl entries take a k list")

@@ -170,8 +170,13 @@ class _Grid:
             return seeds[:1]
         return seeds
 
-    def config_of(self, entry: Any, task: str) -> dict[str, Any]:
-        return {**entry.config, **entry.task_config.get(task, {})}
+    def config_of(self, entry: Any, task: str, size: TrainSize = None) -> dict[str, Any]:
+        by_size = {
+            ("all" if key == "all" else float(key)): value
+            for key, value in entry.size_config.items()
+        }
+        size_key = "all" if size is None else float(size)
+        return {**entry.config, **entry.task_config.get(task, {}), **by_size.get(size_key, {})}
 
 
 def _expand_method(g: _Grid, entry: MethodEntry) -> None:
@@ -179,7 +184,7 @@ def _expand_method(g: _Grid, entry: MethodEntry) -> None:
     for task in g.tasks_of(entry):
         for size in g.sizes_of(entry, task):
             for seed in g.seeds_of(entry, size):
-                config = g.config_of(entry, task)
+                config = g.config_of(entry, task, size)
                 if entry.k is None:
                     spec = g.spec(task, entry.name, size, seed, config)
                     g.add(_make_run(label=label, entry=label, family=entry.name, spec=spec))
@@ -198,7 +203,7 @@ def _expand_mixed(g: _Grid, entry: MixedEntry) -> None:
         for seed in g.seeds_of(entry, size):
             # LoraMethod trains on its own task's data plus ``mix_tasks`` (the other tasks)
             mix = {t: g.cfg.task(t).source for t in tasks[1:]}
-            config = {**g.config_of(entry, first), "mix_tasks": mix}
+            config = {**g.config_of(entry, first, size), "mix_tasks": mix}
             train = _make_run(
                 label=label,
                 entry=label,
@@ -207,7 +212,7 @@ def _expand_mixed(g: _Grid, entry: MixedEntry) -> None:
             )
             g.add(train)
             for task in tasks[1:]:
-                spec = g.spec(task, entry.method, size, seed, g.config_of(entry, task))
+                spec = g.spec(task, entry.method, size, seed, g.config_of(entry, task, size))
                 g.add(
                     _make_run(
                         label=label,
@@ -265,7 +270,7 @@ def _expand_merge(g: _Grid, i: int, entry: MergeEntry) -> None:
                         f"merges[{i}]: merging needs at least 2 adapters, got {len(deps)} "
                         f"for task {task} (set across_tasks: true or list more labels)"
                     )
-                spec = g.spec(task, entry.method, size, seed, g.config_of(entry, task))
+                spec = g.spec(task, entry.method, size, seed, g.config_of(entry, task, size))
                 g.add(
                     _make_run(
                         label=label,
