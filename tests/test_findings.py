@@ -140,3 +140,26 @@ def test_adapter_similarity_compares_adapters_of_one_base_only(tmp_path):
     runs[0].dir, runs[1].dir = tmp_path / "a", tmp_path / "b"
     assert [_base_model(r) for r in runs] == ["/models/smollm2", "/models/gemma3"]
     assert _base_model(run("icl", 0.5)) == ""  # no adapter folder
+
+
+def test_learning_curve_tables_show_each_size_and_the_seed_spread():
+    from dataclasses import replace
+
+    from ecomlm.study.report.sections import learning_curve_tables
+
+    base = run("bert", 0.5, family="bert", majority=0.2)
+    runs = [replace(base, id=f"r{size}{seed}", train_size=size, seed=seed,
+                    metrics={"accuracy": score, "invalid_rate": 0.0})
+            for size, seed, score in [(100, 0, 0.5), (100, 1, 0.6), (100, 2, 0.7),
+                                      (None, 0, 0.8)]]  # fmt: skip
+    runs.append(replace(base, id="lora100", label="lora", family="lora"))
+    runs.append(replace(base, id="budget", label="lora", family="lora", train_size=None,
+                        training={"stop_reason": "budget"}))  # fmt: skip
+    runs.append(replace(base, id="merge", label="merge", family="merge"))
+    blocks = learning_curve_tables(runs, ["esci"], ["bert", "lora", "merge"])
+    table = next(body for kind, body in blocks if kind == "table")
+    assert table.headers == ["method", "n = 100", "n = all"]
+    assert table.rows == [  # a single run (the merge) is left to the main table
+        ["bert", "0.500; 3 seeds 0.600 ± 0.100", "0.800"],
+        ["lora", "0.500", "0.500 (budget)"],
+    ]

@@ -37,6 +37,7 @@ from ecomlm.study.report.sections import (
     _cost_section,
     _failed_section,
     _main_table,
+    learning_curve_tables,
 )
 
 
@@ -63,8 +64,9 @@ def build_report(
     blocks += _findings(runs, tasks, comps, n_boot)
     blocks += _comparison_section(comps, n_boot)
     fig = learning_curves(runs, tasks, labels)
-    if fig:
-        blocks += [("h2", "Learning curves"), ("fig", fig)]
+    curves = learning_curve_tables(runs, tasks, labels)
+    if fig or curves:
+        blocks += [("h2", "Learning curves")] + ([("fig", fig)] if fig else []) + curves
     fig = kshot_curves(runs, tasks)
     if fig:
         blocks += [("h2", "In-context learning: k-shot curve"), ("fig", fig)]

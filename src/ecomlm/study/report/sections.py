@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from pathlib import Path
 
 from ecomlm.study import verdicts
 from ecomlm.study.report.blocks import Block, Figure, Table, _fmt, _fmt_ci
 from ecomlm.study.report.loading import Run, _best, headline_runs
-from ecomlm.study.verdicts import size_str
+from ecomlm.study.verdicts import size_key, size_str
 
 
 def _main_table(runs: list[Run], tasks: list[str], labels: list[str]) -> list[Block]:
@@ -57,6 +58,49 @@ def _score_cell(r: Run) -> str:
     text += f"invalid {_fmt(verdicts.invalid_rate(r), 2)})"
     suspect = verdicts.suspect_reasons(r)
     return text + (f" **SUSPECT**: {'; '.join(suspect)}" if suspect else "")
+
+
+def learning_curve_tables(runs: list[Run], tasks: list[str], labels: list[str]) -> list[Block]:
+    """Per task, each method's score at every train size, and its spread over seeds."""
+    done = [r for r in runs if r.done and not r.info.k_shot]
+    blocks: list[Block] = []
+    for task in tasks:
+        in_task = [r for r in done if r.task == task]
+        sizes = sorted({r.train_size for r in in_task}, key=size_key)
+        table = Table(["method", *(f"n = {size_str(s)}" for s in sizes)], [])
+        for label in labels:
+            rs = [r for r in in_task if r.label == label]
+            if len({r.train_size for r in rs}) < 2 and len(rs) < 2:
+                continue  # one run: the main table shows it
+            by_size = [sorted((r for r in rs if r.train_size == s), key=lambda r: r.seed)
+                       for s in sizes]  # fmt: skip
+            table.rows.append([label, *(_curve_cell(at) for at in by_size)])
+        if table.rows:
+            blocks += [("h3", f"{task} ({in_task[0].main_metric})"), ("table", table)]
+    if not blocks:
+        return []
+    intro = (
+        "Main metric [95% CI] of the lowest seed at each train size, with its stop reason "
+        "when training did not converge; where a size ran with several seeds, their mean "
+        "and standard deviation (seeds change the training subsample and the method's "
+        "randomness, never the test set)."
+    )
+    return [("p", intro)] + blocks
+
+
+def _curve_cell(at: list[Run]) -> str:
+    if not at:
+        return ""
+    first = at[0]
+    text = _fmt_ci(first)
+    if verdicts.stop_reason(first) not in ("converged", "not_trained"):
+        text += f" ({verdicts.stop_reason(first)})"
+    if verdicts.suspect_reasons(first):
+        text += " SUSPECT"
+    if len(at) > 1:
+        scores = [r.main for r in at]
+        text += f"; {len(at)} seeds {statistics.mean(scores):.3f} ± {statistics.stdev(scores):.3f}"
+    return text
 
 
 def _base_model(run: Run) -> str:
