@@ -163,3 +163,20 @@ def test_learning_curve_tables_show_each_size_and_the_seed_spread():
         ["bert", "0.500; 3 seeds 0.600 ± 0.100", "0.800"],
         ["lora", "0.500", "0.500 (budget)"],
     ]
+
+
+def test_each_trained_group_is_compared_with_the_classical_floor(monkeypatch):
+    from dataclasses import replace
+
+    from ecomlm.study.report import comparisons
+
+    monkeypatch.setattr(comparisons, "compare", lambda a, b: CMP_CLEAR)
+    runs = [replace(run(name, score, family=name), method=name)
+            for name, score in [("classical", 0.5), ("bert", 0.7), ("lora", 0.6)]]  # fmt: skip
+    comps = comparisons.key_comparisons(runs, ["esci"])
+    pairs = [(c["kind"], c["a"].label, c["b"].label) for c in comps]
+    assert pairs == [
+        ("LoRA vs PLM", "lora", "bert"),
+        ("LoRA vs floor", "lora", "classical"),
+        ("PLM vs floor", "bert", "classical"),
+    ]  # the winner (bert) vs the runner-up (lora) is already the first pair

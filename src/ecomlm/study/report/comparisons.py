@@ -40,7 +40,8 @@ def compare(a: Run, b: Run) -> dict[str, float] | None:
 
 
 def key_comparisons(runs: list[Run], tasks: list[str]) -> list[dict[str, Any]]:
-    """Per task: best LoRA vs best PLM vs best ICL, and the winner vs the runner-up."""
+    """Per task: best LoRA vs best PLM vs best ICL, each vs the classical floor, and the
+    winner vs the runner-up (unless that pair is already compared)."""
     head = headline_runs(runs)
     out = []
     for task in tasks:
@@ -49,16 +50,20 @@ def key_comparisons(runs: list[Run], tasks: list[str]) -> list[dict[str, Any]]:
             "LoRA": _best([r for r in rs if r.trained_adapter]),
             "PLM": _best([r for r in rs if r.info.family in PLM_FAMILIES]),
             "ICL": _best([r for r in rs if r.info.family == "icl"]),
+            "floor": _best([r for r in rs if r.info.family == "classical"]),
         }
         pairs = [("LoRA", "PLM"), ("LoRA", "ICL"), ("PLM", "ICL")]
+        pairs += [(g, "floor") for g in ("LoRA", "PLM", "ICL")]
+        compared = set()
         for ga, gb in pairs:
             a, b = groups[ga], groups[gb]
             if a and b:
+                compared.add(frozenset((a.id, b.id)))
                 out.append(
                     {"task": task, "kind": f"{ga} vs {gb}", "a": a, "b": b, "cmp": compare(a, b)}
                 )
         ranked = sorted((r for r in rs if not math.isnan(r.main)), key=lambda r: -r.main)
-        if len(ranked) >= 2:
+        if len(ranked) >= 2 and frozenset((ranked[0].id, ranked[1].id)) not in compared:
             a, b = ranked[0], ranked[1]
             out.append(
                 {"task": task, "kind": "winner vs runner-up", "a": a, "b": b, "cmp": compare(a, b)}
@@ -106,7 +111,8 @@ def _comparison_section(comps: list[dict[str, Any]], n_boot: int) -> list[Block]
             "p",
             f"Difference in the main metric between the best run of each group (LoRA = single- "
             f"or mixed-task LoRA; PLM = fine-tuned BERT-style / seq2seq; ICL = in-context "
-            f"learning), with its 95% CI and two-sided paired-bootstrap p-value over "
+            f"learning; floor = the classical baseline), with its 95% CI and two-sided "
+            f"paired-bootstrap p-value over "
             f"{n_boot} resamples (by group, as the CIs) of the same evaluated examples. "
             f"Significant = p < {ALPHA}. "
             "'not paired' = the runs were evaluated on different examples.",
