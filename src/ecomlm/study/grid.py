@@ -165,7 +165,7 @@ class _Grid:
 
     def seeds_of(self, entry: Any, size: TrainSize = None) -> list[int]:
         seeds = list(entry.seeds or self.cfg.seeds)
-        limit = getattr(entry, "seeds_up_to", None)
+        limit = entry.seeds_up_to
         if limit is not None and (size is None or isinstance(size, float) or size > limit):
             return seeds[:1]
         return seeds
@@ -361,9 +361,10 @@ def calibrated_estimates(
     task and train size (else of its label and task, else of its label); the flag says
     whether such runs existed.
     """
+    priors = {run.id: estimate_seconds(run) for run in runs}
     ratios: dict[tuple[str, ...], list[float]] = {}
     for run in runs:
-        seconds, prior = measured.get(run.id), estimate_seconds(run)
+        seconds, prior = measured.get(run.id), priors[run.id]
         if seconds and prior > 0:
             for key in _calibration_keys(run):
                 ratios.setdefault(key, []).append(seconds / prior)
@@ -371,5 +372,5 @@ def calibrated_estimates(
     for run in runs:
         found = next((ratios[k] for k in _calibration_keys(run) if k in ratios), None)
         factor = sum(found) / len(found) if found else 1.0
-        out[run.id] = (estimate_seconds(run) * factor, bool(found))
+        out[run.id] = (priors[run.id] * factor, bool(found))
     return out

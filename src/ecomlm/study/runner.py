@@ -250,14 +250,11 @@ def plan_text(runs: list[PlannedRun], store: ResultStore) -> str:
     lines = [f"{'status':7} {'est.':>8}  {'run id':60} deps"]
     todo_s = 0.0
     n_todo = n_measured = 0
-    measured = {
-        run.id: float((store.get(run.id) or {}).get("seconds") or 0)
-        for run in runs
-        if store.is_done(run.id)
-    }
+    in_store = {run.id for run in runs if store.is_done(run.id)}
+    measured = {run_id: float(store.rows[run_id].get("seconds") or 0) for run_id in in_store}
     estimates = calibrated_estimates(runs, measured)
     for run in runs:
-        done = store.is_done(run.id) or run_finished(store.dir / run.id)
+        done = run.id in in_store or run_finished(store.dir / run.id)
         est, calibrated = estimates[run.id]
         if not done:
             todo_s += est

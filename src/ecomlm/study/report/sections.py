@@ -92,9 +92,9 @@ def _curve_cell(at: list[Run]) -> str:
     if not at:
         return ""
     first = at[0]
-    text = _fmt_ci(first)
-    if verdicts.stop_reason(first) not in ("converged", "not_trained"):
-        text += f" ({verdicts.stop_reason(first)})"
+    text, stop = _fmt_ci(first), verdicts.stop_reason(first)
+    if stop not in ("converged", "not_trained"):
+        text += f" ({stop})"
     if verdicts.suspect_reasons(first):
         text += " SUSPECT"
     if len(at) > 1:
