@@ -230,6 +230,17 @@ def test_lora_real_dev_evaluation_and_class_balance(tiny_llama, tmp_path):
     assert record["examples_seen"] == 16
 
 
+def test_max_evals_per_epoch_widens_the_eval_interval(tiny_llama, tmp_path, monkeypatch):
+    scores = iter(i / 10 for i in range(10))  # always improving: only the budget stops it
+    monkeypatch.setattr(train_lora, "dev_evaluator", lambda method, dev: ("accuracy",
+                        lambda: next(scores)))  # fmt: skip
+    cfg = config(tiny_llama, tmp_path, max_steps=8, eval_every=1, max_evals_per_epoch=2,
+                 patience=2, checkpoint_every=0)  # fmt: skip
+    method = LoraMethod(EsciTask(), cfg).fit(esci_examples(16), dev=esci_examples(4))
+    # one epoch is 4 steps: at most 2 evaluations in it means one every 2 steps
+    assert [p["step"] for p in method.training_record["dev_curve"]] == [2, 4, 6, 8]
+
+
 def test_class_weights_equalise_classes():
     weights = lora_data.class_weights(["a", "a", "a", "b"])
     assert weights == [1 / 3, 1 / 3, 1 / 3, 1.0]

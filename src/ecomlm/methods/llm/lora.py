@@ -138,6 +138,9 @@ class LoraMethod:
         min_epochs: float = 1.0
         min_delta: float = 0.0
         eval_every: int = 0  # optimizer steps between dev evaluations; 0 = 4 per epoch
+        # a cap on dev evaluations per epoch (0 = none): a step interval sized for a small
+        # train set would evaluate a large one 30+ times an epoch, a third of its time
+        max_evals_per_epoch: int = 0
         max_dev: int = 200  # dev examples scored per evaluation (drawn across the split)
         dev_metric: str | None = None  # e.g. "f1_macro" for imbalanced classes
         # classification tasks: draw each class equally often (the label prior otherwise

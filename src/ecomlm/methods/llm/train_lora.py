@@ -198,7 +198,7 @@ def optimize(
     start_cpu = time.process_time() - float(progress.get("cpu_seconds", 0.0))
     stopper.started = start
     counters = Counters(**progress.get("counters", {}), history=progress.get("history", []))
-    every = cfg.eval_every or max(1, per_epoch // 4)
+    every = eval_interval(cfg, per_epoch)
     # activation checkpointing recomputes without the prefix cache: prompts run whole
     share = cfg.share_prefix and not cfg.gradient_checkpointing
     diverged = False
@@ -369,6 +369,15 @@ def dev_evaluator(method: Any, dev: list[Any] | None) -> tuple[str, Callable[[],
         return float(scores[metric])
 
     return metric, evaluate
+
+
+def eval_interval(cfg: Any, per_epoch: int) -> int:
+    """Optimizer steps between dev evaluations: ``eval_every`` (0: 4 per epoch), widened
+    so that an epoch holds at most ``max_evals_per_epoch`` evaluations."""
+    every = cfg.eval_every or max(1, per_epoch // 4)
+    if cfg.max_evals_per_epoch:
+        every = max(every, math.ceil(per_epoch / cfg.max_evals_per_epoch))
+    return every
 
 
 def _locate(step: int, plan: EpochPlan, grad_accum: int) -> tuple[int, int]:
