@@ -204,6 +204,29 @@ def test_estimates_scale_by_what_finished_runs_took():
     assert est[other.id] == (estimate_seconds(other), False)
 
 
+def test_estimates_use_the_measured_split_size_and_stop_at_the_budget():
+    from ecomlm.study.grid import calibrated_estimates, estimate_seconds
+    from ecomlm.study.runner import full_train_sizes
+
+    data = copy.deepcopy(BASE) | {"train_sizes": [64, None]}
+    data["methods"][1]["config"] = {"epochs": 3, "max_seconds": 600}
+    runs = expand(parse_study(data))
+    floor = next(r for r in runs if r.family == "classical" and r.train_size is None)
+    lora = next(r for r in runs if r.family == "lora" and r.train_size is None)
+    rows = [{"task": "esci", "train_size": None, "status": "done",
+             "cost": {"train_examples": 4000}},
+            {"task": "esci", "train_size": None, "status": "done",  # mixed: not a split size
+             "cost": {"train_examples": 9, "train_examples_per_task": {"esci": 4, "x": 5}}},
+            {"task": "queryner", "train_size": 64, "status": "done",
+             "cost": {"train_examples": 64}}]  # fmt: skip
+    assert full_train_sizes(rows) == {"esci": 4000}
+    assert estimate_seconds(floor, 4000) > estimate_seconds(floor)  # assumed 1,000 otherwise
+    est = calibrated_estimates([floor, lora], {}, {"esci": 4000})
+    assert est[floor.id][0] == pytest.approx(estimate_seconds(floor, 4000))
+    # 3 epochs of 4,000 examples would take hours; the run stops at its 600 s budget
+    assert estimate_seconds(lora, 4000) > 3600 > est[lora.id][0] > 600
+
+
 def test_size_config_overrides_only_that_size():
     data = copy.deepcopy(BASE)
     data["train_sizes"] = [64, None]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -326,7 +327,8 @@ def waves(runs: list[PlannedRun]) -> list[list[PlannedRun]]:
 _ASSUMED_SPLIT = 1000  # train/eval size assumed when the config says "all"
 
 
-def estimate_seconds(run: PlannedRun) -> float:
+def estimate_seconds(run: PlannedRun, n_all: int | None = None) -> float:
+    """``n_all``: the task's full train split, when a finished run has told it."""
     info = method_info(run.spec.method)
     fixed, per_train, per_eval = info.estimate
     n_eval = run.spec.max_eval or _ASSUMED_SPLIT
@@ -334,7 +336,8 @@ def estimate_seconds(run: PlannedRun) -> float:
         return fixed + per_eval * n_eval
     cfg = run.spec.method_config
     size = run.train_size
-    n_train = size if isinstance(size, int) else _ASSUMED_SPLIT
+    full = n_all or _ASSUMED_SPLIT
+    n_train = size if isinstance(size, int) else round(full * (size or 1.0))
     n_train *= len(run.spec.lr_grid or [None])  # an lr search fits once per trial
     if info.uses_llm and info.trains:  # step budget (LoRA): max_steps x batch_size
         tasks = len(cfg.get("mix_tasks") or {}) or 1
@@ -352,16 +355,17 @@ def _calibration_keys(run: PlannedRun) -> list[tuple[Any, ...]]:
 
 
 def calibrated_estimates(
-    runs: list[PlannedRun], measured: dict[str, float]
+    runs: list[PlannedRun], measured: dict[str, float], n_all: dict[str, int] | None = None
 ) -> dict[str, tuple[float, bool]]:
     """Each run's estimate, scaled by what this study's finished runs really took.
 
     ``measured`` maps finished run ids to their seconds. A run's prior estimate is
     multiplied by the mean ratio measured / estimated of the finished runs of its label,
     task and train size (else of its label and task, else of its label); the flag says
-    whether such runs existed.
+    whether such runs existed. ``n_all`` maps tasks to their full train split's size.
     """
-    priors = {run.id: estimate_seconds(run) for run in runs}
+    n_all = n_all or {}
+    priors = {run.id: estimate_seconds(run, n_all.get(run.task)) for run in runs}
     ratios: dict[tuple[str, ...], list[float]] = {}
     for run in runs:
         seconds, prior = measured.get(run.id), priors[run.id]
@@ -372,5 +376,16 @@ def calibrated_estimates(
     for run in runs:
         found = next((ratios[k] for k in _calibration_keys(run) if k in ratios), None)
         factor = sum(found) / len(found) if found else 1.0
-        out[run.id] = (priors[run.id] * factor, bool(found))
+        out[run.id] = (min(priors[run.id] * factor, _budget_cap(run)), bool(found))
     return out
+
+
+def _budget_cap(run: PlannedRun) -> float:
+    """The most a run can take: its ``max_seconds`` per trial plus scoring the test set
+    (unbounded when it has no time budget)."""
+    budget = run.spec.method_config.get("max_seconds")
+    if not budget or run.role == "eval":
+        return math.inf
+    fixed, _, per_eval = method_info(run.spec.method).estimate
+    trials = len(run.spec.lr_grid or [None])
+    return fixed + budget * trials + per_eval * (run.spec.max_eval or _ASSUMED_SPLIT)

@@ -245,6 +245,18 @@ def _fmt_seconds(s: float) -> str:
     return f"{s / 60:.1f} min" if s >= 90 else f"{s:.0f} s"
 
 
+def full_train_sizes(rows: Iterable[dict[str, Any]]) -> dict[str, int]:
+    """Each task's full train split size, as finished single-task runs on "all" saw it."""
+    sizes = {}
+    for row in rows:
+        cost = row.get("cost") or {}
+        single = len(cost.get("train_examples_per_task") or {row.get("task"): 0}) == 1
+        if row.get("status") == "done" and row.get("train_size") is None and single:
+            if cost.get("train_examples"):
+                sizes[row["task"]] = int(cost["train_examples"])
+    return sizes
+
+
 def plan_text(runs: list[PlannedRun], store: ResultStore) -> str:
     """The plan as a table with per-run status and estimated time."""
     lines = [f"{'status':7} {'est.':>8}  {'run id':60} deps"]
@@ -252,7 +264,7 @@ def plan_text(runs: list[PlannedRun], store: ResultStore) -> str:
     n_todo = n_measured = 0
     in_store = {run.id for run in runs if store.is_done(run.id)}
     measured = {run_id: float(store.rows[run_id].get("seconds") or 0) for run_id in in_store}
-    estimates = calibrated_estimates(runs, measured)
+    estimates = calibrated_estimates(runs, measured, full_train_sizes(store.rows.values()))
     for run in runs:
         done = run.id in in_store or run_finished(store.dir / run.id)
         est, calibrated = estimates[run.id]
