@@ -1,0 +1,78 @@
+"""Where the QueryNER taggers' errors lie, from finished study runs' test predictions.
+
+    python benchmarks/queryner_bounds.py --runs runs/real \
+        --out benchmarks/results/queryner_bounds.json
+
+For each run: entity micro-F1 (seqeval, the study's metric), the same F1 with every entity
+type collapsed to one (segmentation alone), and the share of queries tagged exactly right.
+Then one ensemble with its rule fixed before scoring (no choice made on test): a per-token
+majority vote of the listed runs, ties going to the first. Test is scored once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+RUNS = [  # the best tagger first: it breaks the vote's ties
+    "queryner-bert-mpnet-nall-s0-2ed40139",
+    "queryner-bert-nall-s0-8711d96e",
+    "queryner-classical-nall-s0-05fae2dd",
+]
+
+
+def untyped(tags: list[str]) -> list[str]:
+    return [t if t == "O" else t[:2] + "ENT" for t in tags]
+
+
+def vote(predictions: list[list[list[str]]]) -> list[list[str]]:
+    """Per-token majority over runs; a token where all runs differ takes the first run's tag."""
+    first = predictions[0]
+    out = []
+    for i, query in enumerate(first):
+        tags = []
+        for j, tag in enumerate(query):
+            label, count = Counter(p[i][j] for p in predictions).most_common(1)[0]
+            tags.append(label if count > 1 else tag)
+        out.append(tags)
+    return out
+
+
+def scores(gold: list[list[str]], pred: list[list[str]]) -> dict[str, float]:
+    from seqeval.metrics import f1_score
+
+    return {
+        "f1": round(f1_score(gold, pred), 4),
+        "untyped_f1": round(f1_score([untyped(g) for g in gold], [untyped(p) for p in pred]), 4),
+        "exact_query": round(sum(g == p for g, p in zip(gold, pred, strict=True)) / len(gold), 4),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--runs", type=Path, default=Path("runs/real"))
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args()
+    gold: list[list[str]] | None = None
+    predictions, records = [], []
+    for run_id in RUNS:
+        rows = [json.loads(line) for line in (args.runs / run_id / "predictions.jsonl").open()]
+        if gold is not None and [r["gold"] for r in rows] != gold:
+            raise SystemExit(f"{run_id}: predictions are not on the same test queries")
+        gold = [r["gold"] for r in rows]
+        predictions.append([r["value"] for r in rows])
+        records.append({"run": run_id, **scores(gold, predictions[-1])})
+    assert gold is not None
+    records.append({"run": "vote(" + ", ".join(RUNS) + ")", **scores(gold, vote(predictions))})
+    result: dict[str, Any] = {"n_queries": len(gold), "records": records}
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
