@@ -180,3 +180,31 @@ def test_each_trained_group_is_compared_with_the_classical_floor(monkeypatch):
         ("LoRA vs floor", "lora", "classical"),
         ("PLM vs floor", "bert", "classical"),
     ]  # the winner (bert) vs the runner-up (lora) is already the first pair
+
+
+def test_best_runs_of_different_sizes_are_also_compared_at_a_common_size(monkeypatch):
+    from dataclasses import replace
+
+    from ecomlm.study.report import comparisons
+
+    def paired(a, b):  # a clear difference of the runs' own scores
+        delta = a.main - b.main
+        return {"delta": delta, "lo": delta - 0.05, "hi": delta + 0.05, "p": 0.001, "n_boot": 1000}
+
+    monkeypatch.setattr(comparisons, "compare", paired)
+    bert_all = replace(run("bert", 0.8, family="bert"), id="bert-all", train_size=None)
+    bert_500 = replace(run("bert", 0.75, family="bert"), id="bert-500", train_size=500)
+    lora_500 = replace(run("lora", 0.6), id="lora-500", train_size=500)
+    lora_100 = replace(run("lora", 0.5), id="lora-100", train_size=100)
+    comps = [{"task": "esci", "kind": "LoRA vs PLM", "a": lora_500, "b": bert_all,
+              "cmp": paired(lora_500, bert_all)}]  # fmt: skip
+    (_, _), (_, _), (_, items) = _findings([bert_all, bert_500, lora_500, lora_100], ["esci"],
+                                           comps, 1000)  # fmt: skip
+    text = items[0]
+    assert "inconclusive — bert trained on more data (n=all vs n=500)" in text
+    # the largest size both finished (500, not 100), where data cannot explain the gap
+    assert "At n=500: bert beats lora (lora − bert = -0.150" in text
+    # same sizes: nothing added
+    comps[0]["b"] = bert_500
+    (_, _), (_, _), (_, items) = _findings([bert_500, lora_500], ["esci"], comps, 1000)
+    assert "At n=" not in items[0]

@@ -142,7 +142,10 @@ def _findings(
             continue
         text = f"**{task}** ({ranked[0].main_metric}): "
         claims = [c for c in comps if c["task"] == task]
-        text += " ".join(verdicts.verdict(c["a"], c["b"], c["cmp"])[1] for c in claims)
+        text += " ".join(
+            verdicts.verdict(c["a"], c["b"], c["cmp"])[1] + _at_same_size(runs, c["a"], c["b"])
+            for c in claims
+        )
         if not claims:
             text += f"only {ranked[0].label} finished; nothing to compare."
         text += _variant_findings(runs, head, task)
@@ -157,6 +160,28 @@ def _findings(
         "otherwise it says 'inconclusive' and why."
     )
     return [("h2", "Findings"), ("p", intro), ("ul", items)] if items else []
+
+
+def _at_same_size(runs: list[Run], a: Run, b: Run) -> str:
+    """When the best runs of two labels differ in train size, the same claim at the
+    largest size both labels finished (lowest seed): a method claim data cannot explain."""
+    if a.train_size == b.train_size:
+        return ""
+
+    def finished(label: str) -> dict[Any, Run]:
+        out: dict[Any, Run] = {}
+        for r in sorted(runs, key=lambda r: -r.seed):
+            if r.done and r.task == a.task and r.label == label and not math.isnan(r.main):
+                out[r.train_size] = r
+        return out
+
+    of_a, of_b = finished(a.label), finished(b.label)
+    common = set(of_a) & set(of_b)
+    if not common:
+        return ""
+    size = max(common, key=size_key)
+    a2, b2 = of_a[size], of_b[size]
+    return f" At n={size_str(size)}: " + verdicts.verdict(a2, b2, compare(a2, b2))[1]
 
 
 def _variant_findings(runs: list[Run], head: dict[tuple[str, str], Run], task: str) -> str:
