@@ -157,7 +157,9 @@ def _findings(
         "A finding says 'A beats B' only when both runs converged (or train nothing: ICL, "
         "zero-shot, merges), neither is suspect, the paired-bootstrap 95% CI of the "
         "difference excludes 0 and the better run did not train on more examples; "
-        "otherwise it says 'inconclusive' and why."
+        "otherwise it says 'inconclusive' and why. Where the two best runs trained on "
+        "different amounts of data, the pair is also compared at the largest train size "
+        "both finished ('At n=...')."
     )
     return [("h2", "Findings"), ("p", intro), ("ul", items)] if items else []
 
