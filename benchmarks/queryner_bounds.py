@@ -3,8 +3,8 @@
     python benchmarks/queryner_bounds.py --runs runs/real \
         --out benchmarks/results/queryner_bounds.json
 
-For each run: entity micro-F1 (seqeval, the study's metric), the same F1 with every entity
-type collapsed to one (segmentation alone), and the share of queries tagged exactly right.
+For each run: entity micro-F1 (seqeval, the study's metric), the F1 of the same entity
+spans with their types ignored (segmentation alone), and the share of queries tagged exactly right.
 Then one ensemble with its rule fixed before scoring (no choice made on test): a per-token
 majority vote of the listed runs, ties going to the first. Test is scored once.
 """
@@ -24,8 +24,16 @@ RUNS = [  # the best tagger first: it breaks the vote's ties
 ]
 
 
-def untyped(tags: list[str]) -> list[str]:
-    return [t if t == "O" else t[:2] + "ENT" for t in tags]
+def span_f1(gold: list[list[str]], pred: list[list[str]]) -> float:
+    """F1 over entity spans as the metric reads them (seqeval via the task), type ignored."""
+    from ecomlm.tasks.queryner import entities
+
+    def spans(seqs: list[list[str]]) -> set[tuple[int, int, int]]:
+        return {(i, start, end) for i, tags in enumerate(seqs) for _, start, end in entities(tags)}
+
+    g, p = spans(gold), spans(pred)
+    hit = len(g & p)
+    return 2 * hit / (len(g) + len(p)) if g or p else 0.0
 
 
 def vote(predictions: list[list[list[str]]]) -> list[list[str]]:
@@ -46,7 +54,7 @@ def scores(gold: list[list[str]], pred: list[list[str]]) -> dict[str, float]:
 
     return {
         "f1": round(f1_score(gold, pred), 4),
-        "untyped_f1": round(f1_score([untyped(g) for g in gold], [untyped(p) for p in pred]), 4),
+        "untyped_f1": round(span_f1(gold, pred), 4),
         "exact_query": round(sum(g == p for g, p in zip(gold, pred, strict=True)) / len(gold), 4),
     }
 
