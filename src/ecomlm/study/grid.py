@@ -330,24 +330,33 @@ _ASSUMED_SPLIT = 1000  # train/eval size assumed when the config says "all"
 def estimate_seconds(run: PlannedRun, n_all: int | None = None) -> float:
     """``n_all``: the task's full train split, when a finished run has told it."""
     info = method_info(run.spec.method)
-    fixed, per_train, per_eval = info.estimate
-    n_eval = run.spec.max_eval or _ASSUMED_SPLIT
+    per_train = info.estimate[1]
     if run.role == "eval":
-        return fixed + per_eval * n_eval
+        return _overhead_seconds(run)
     cfg = run.spec.method_config
     size = run.train_size
     full = n_all or _ASSUMED_SPLIT
     n_train = size if isinstance(size, int) else round(full * (size or 1.0))
-    n_train *= len(run.spec.lr_grid or [None])  # an lr search fits once per trial
+    n_train *= _trials(run)  # an lr search fits once per trial
     if info.uses_llm and info.trains:  # step budget (LoRA): max_steps x batch_size
         tasks = len(cfg.get("mix_tasks") or {}) or 1
         steps = cfg.get("max_steps")
         batch = cfg.get("batch_size", 8)
         epochs = cfg.get("epochs", 1)
         work = steps * batch if steps else n_train * tasks * epochs
-        return fixed + per_train * work + per_eval * n_eval
+        return _overhead_seconds(run) + per_train * work
     epochs = cfg.get("epochs", 1) if isinstance(cfg.get("epochs", 1), int | float) else 1
-    return fixed + per_train * n_train * epochs + per_eval * n_eval
+    return _overhead_seconds(run) + per_train * n_train * epochs
+
+
+def _overhead_seconds(run: PlannedRun) -> float:
+    """Start-up plus scoring the evaluated examples: the part of a run no budget bounds."""
+    fixed, _, per_eval = method_info(run.spec.method).estimate
+    return fixed + per_eval * (run.spec.max_eval or _ASSUMED_SPLIT)
+
+
+def _trials(run: PlannedRun) -> int:
+    return len(run.spec.lr_grid or [None])
 
 
 def _calibration_keys(run: PlannedRun) -> list[tuple[Any, ...]]:
@@ -381,11 +390,9 @@ def calibrated_estimates(
 
 
 def _budget_cap(run: PlannedRun) -> float:
-    """The most a run can take: its ``max_seconds`` per trial plus scoring the test set
+    """The most a run can take: its ``max_seconds`` per trial plus start-up and scoring
     (unbounded when it has no time budget)."""
     budget = run.spec.method_config.get("max_seconds")
     if not budget or run.role == "eval":
         return math.inf
-    fixed, _, per_eval = method_info(run.spec.method).estimate
-    trials = len(run.spec.lr_grid or [None])
-    return fixed + budget * trials + per_eval * (run.spec.max_eval or _ASSUMED_SPLIT)
+    return _overhead_seconds(run) + budget * _trials(run)

@@ -250,8 +250,8 @@ def full_train_sizes(rows: Iterable[dict[str, Any]]) -> dict[str, int]:
     sizes = {}
     for row in rows:
         cost = row.get("cost") or {}
-        single = len(cost.get("train_examples_per_task") or {row.get("task"): 0}) == 1
-        if row.get("status") == "done" and row.get("train_size") is None and single:
+        mixed = len(cost.get("train_examples_per_task") or {}) > 1  # counts several tasks
+        if row.get("status") == "done" and row.get("train_size") is None and not mixed:
             if cost.get("train_examples"):
                 sizes[row["task"]] = int(cost["train_examples"])
     return sizes
