@@ -67,7 +67,10 @@ def main() -> None:
     gold: list[list[str]] | None = None
     predictions, records = [], []
     for run_id in RUNS:
-        rows = [json.loads(line) for line in (args.runs / run_id / "predictions.jsonl").open()]
+        path = args.runs / run_id / "predictions.jsonl"
+        if not path.is_file():
+            raise SystemExit(f"{path}: no test predictions (has the study run {run_id}?)")
+        rows = [json.loads(line) for line in path.open()]
         if gold is not None and [r["gold"] for r in rows] != gold:
             raise SystemExit(f"{run_id}: predictions are not on the same test queries")
         gold = [r["gold"] for r in rows]
