@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,9 @@ import torch
 
 from ecomlm.io import read_json, write_json
 from ecomlm.runs import RunSpec, execute_run
+
+sys.path.insert(0, str(Path(__file__).parent))
+from lora_flops import flop_model, matmul_gflops, train_flops, train_summary  # noqa: E402
 
 VARIANTS = ["zero_shot", "lora", "lora_fp32"]  # lora_fp32: LoRA with mixed_precision="no"
 
@@ -106,65 +110,6 @@ def acceptance(args: argparse.Namespace) -> None:
 # --------------------------------------------------------------------------- speed
 
 BENCH_LORA = {"r": 16, "alpha": 16, "dropout": 0.05, "target_modules": "all-linear"}
-
-
-def matmul_gflops(
-    m: int, k: int, n: int, repeats: int = 20, dtype: torch.dtype = torch.float32
-) -> dict[str, float]:
-    """Achievable GFLOP/s of a ``(m x k) @ (k x n)`` matmul, per wall and CPU second."""
-    a, b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
-    for _ in range(3):
-        a @ b
-    wall, cpu = time.perf_counter(), time.process_time()
-    for _ in range(repeats):
-        a @ b
-    flops = 2 * m * k * n * repeats / 1e9
-    return {
-        "wall": flops / (time.perf_counter() - wall),
-        "cpu": flops / (time.process_time() - cpu),
-    }
-
-
-def flop_model(model: Any) -> dict[str, int]:
-    """Parameter counts the FLOP accounting needs (see docs/lora.md)."""
-    lm = model.get_base_model() if hasattr(model, "get_base_model") else model
-    cfg = lm.config
-    head = lm.get_output_embeddings().weight.numel()
-    lora = sum(p.numel() for n, p in model.named_parameters() if "lora_" in n)
-    body = sum(
-        p.numel()
-        for n, p in lm.get_decoder().named_parameters()
-        if p.ndim == 2 and "embed" not in n and "lora_" not in n
-    )
-    return {
-        "body_params": body,
-        "lm_head_params": head,
-        "lora_params": lora,
-        "layers": cfg.num_hidden_layers,
-        "hidden": cfg.hidden_size,
-        "attn_width": cfg.num_attention_heads
-        * getattr(cfg, "head_dim", cfg.hidden_size // cfg.num_attention_heads),
-    }
-
-
-def train_flops(p: dict[str, int], seqs: list[int], computed: int, head_tokens: int) -> float:
-    """FLOPs one LoRA training pass executes (forward + backward).
-
-    ``computed``: token positions run through the decoder (real + padding);
-    ``seqs``: per-row widths (for attention); ``head_tokens``: positions projected
-    onto the vocabulary (answer positions for our trainer, every position for the
-    HF Trainer). Per position: frozen weights 2N forward + 2N input-gradient (no
-    weight gradient) = 4N; LoRA weights 6 per parameter; lm_head (frozen, tied)
-    4 * V * d per projected position; causal attention scores 3 * 2 * layers *
-    len * width per position (QK^T and AV, halved for causality, x3 with backward).
-    """
-    attn = sum(3 * 2 * p["layers"] * n * p["attn_width"] * n for n in seqs)
-    return float(
-        4 * p["body_params"] * computed
-        + 6 * p["lora_params"] * computed
-        + attn
-        + 4 * p["lm_head_params"] * head_tokens
-    )
 
 
 def ours_round(
@@ -292,47 +237,64 @@ def scoring_round(
     return seconds, cpu_seconds, sum(not p.valid for p in preds) / len(preds)
 
 
-def train_summary(
-    rounds: list[dict], counts: dict[str, int], seqs: list[int], matmul_shape: list[int]
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Tokens/s, speed-up and FLOP share of one precision's rounds (both clocks)."""
+def train_part(
+    args: argparse.Namespace, task: Any, pool: list[Any], seqs: list[int], shape: list[int]
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, int]]:
+    """Per precision: rounds of our trainer and the HF Trainer on the same examples, with
+    the matmul rate in that precision measured before and after (the FLOP-share denominator)."""
+    per_round = args.steps * args.batch_size
+    counts: dict[str, int] = {}
+    train: dict[str, Any] = {}
+    flops: dict[str, Any] = {"accounting": train_flops.__doc__}
+    for precision in args.precision:
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+        rounds = []
+        for r in range(args.rounds):
+            examples = pool[r * per_round : (r + 1) * per_round]
+            before = matmul_gflops(*shape, dtype=dtype)
+            ours, model = ours_round(
+                args.base, task, examples, args.steps, args.batch_size, args.max_length, precision
+            )
+            counts = counts or flop_model(model)
+            del model
+            hf, model = hf_round(
+                args.base, task, examples, args.steps, args.batch_size, args.max_length, precision
+            )
+            del model
+            after = matmul_gflops(*shape, dtype=dtype)
+            rounds.append({"ours": ours, "hf": hf, "matmul_gflops": [before, after]})
+            print(precision, json.dumps(rounds[-1]), flush=True)
+        train[precision], flops[precision] = train_summary(rounds, counts, seqs, shape)
+    return train, flops, counts
 
-    def total(side: str, key: str) -> float:
-        return sum(x[side][key] for x in rounds)
 
-    ours_tok, hf_tok = total("ours", "tokens"), total("hf", "tokens")
-    ours_pad, hf_pad = total("ours", "padded_tokens"), total("hf", "padded_tokens")
-    ours_answers = total("ours", "answer_tokens")
-    hf_widths = [w for x in rounds for w in x["hf"].pop("widths")]
-    # ours: rows are length-bucketed, attention over ~own length; computed = padded positions
-    ours_flops = train_flops(counts, seqs, ours_pad, ours_answers)
-    hf_flops = train_flops(counts, hf_widths, hf_pad, hf_pad)
-    six_n = 6 * (counts["body_params"] + counts["lm_head_params"]) * ours_tok
-    train: dict[str, Any] = {
-        # positions run through the decoder per real token: padding adds, a prompt
-        # prefix shared by a batch (ours, since session 6) subtracts
-        "ours_positions_per_token": round(ours_pad / max(ours_tok, 1), 4),
-        "hf_positions_per_token": round(hf_pad / max(hf_tok, 1), 4),
-        "answer_token_share": round(ours_answers / max(ours_tok, 1), 4),
+def inference_part(
+    args: argparse.Namespace, task: Any, eval_examples: list[Any], precision: str
+) -> dict[str, Any]:
+    """ESCI label scoring vs generation with the zero-shot base, in one precision."""
+    times = {"score": [0.0, 0.0], "generate": [0.0, 0.0]}
+    invalid = {}
+    for _ in range(args.rounds):
+        for mode in ("score", "generate"):
+            wall, cpu, invalid[mode] = scoring_round(
+                args.base, task, eval_examples, mode, args.eval_batch, precision
+            )
+            times[mode][0] += wall
+            times[mode][1] += cpu
+    n_eval = len(eval_examples) * args.rounds
+    (sw, sc), (gw, gc) = times["score"], times["generate"]
+    return {
+        "examples": n_eval,
+        "score_examples_per_wall_s": round(n_eval / sw, 3),
+        "generate_examples_per_wall_s": round(n_eval / gw, 3),
+        "speedup_wall": round(gw / sw, 3),
+        "score_examples_per_cpu_s": round(n_eval / sc, 3),
+        "generate_examples_per_cpu_s": round(n_eval / gc, 3),
+        "speedup_cpu": round(gc / sc, 3),
+        "invalid_rate": invalid,
+        "generate_max_new_tokens": 8,
+        "model": "zero-shot base (no adapter training)",
     }
-    flops: dict[str, Any] = {"matmul_shape": matmul_shape}
-    # "wall": wall-clock seconds; "cpu": this process's CPU seconds (the fairer clock
-    # when other jobs share the machine).
-    for clock, key in (("wall", "seconds"), ("cpu", "cpu_seconds")):
-        ours_s, hf_s = total("ours", key), total("hf", key)
-        matmul = [g[clock] for x in rounds for g in x["matmul_gflops"]]
-        achievable = sum(matmul) / len(matmul)
-        train[f"ours_tokens_per_{clock}_s"] = round(ours_tok / ours_s, 2)
-        train[f"hf_trainer_tokens_per_{clock}_s"] = round(hf_tok / hf_s, 2)
-        train[f"speedup_{clock}"] = round((ours_tok / ours_s) / (hf_tok / hf_s), 3)
-        flops[f"achievable_matmul_gflops_{clock}"] = round(achievable, 2)
-        flops[f"ours_executed_gflops_{clock}"] = round(ours_flops / ours_s / 1e9, 2)
-        flops[f"ours_share_of_matmul_{clock}"] = round(ours_flops / ours_s / 1e9 / achievable, 3)
-        flops[f"ours_6n_convention_gflops_{clock}"] = round(six_n / ours_s / 1e9, 2)
-        flops[f"hf_executed_gflops_{clock}"] = round(hf_flops / hf_s / 1e9, 2)
-        flops[f"hf_share_of_matmul_{clock}"] = round(hf_flops / hf_s / 1e9 / achievable, 3)
-    train["rounds"] = rounds
-    return train, flops
 
 
 def speed(args: argparse.Namespace) -> None:
@@ -356,58 +318,15 @@ def speed(args: argparse.Namespace) -> None:
         len(lora_data.encode_example(tok, task, ex, args.max_length))
         for ex in pool[: args.rounds * per_round]
     ]
-    counts: dict[str, int] = {}
-    train, flops = {}, {"accounting": train_flops.__doc__}
     previous = read_json(Path(args.out)) if Path(args.out).exists() else {}
-    if "train" not in args.parts:  # keep the earlier training results
+    if "train" in args.parts:
+        train, flops, counts = train_part(args, task, pool, seqs, shape)
+    else:  # keep the earlier training results
         train, flops, counts = previous["train"], previous["flops"], previous["params"]
-    for precision in args.precision if "train" in args.parts else []:
-        dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-        rounds = []
-        for r in range(args.rounds):
-            examples = pool[r * per_round : (r + 1) * per_round]
-            before = matmul_gflops(*shape, dtype=dtype)
-            ours, model = ours_round(
-                args.base, task, examples, args.steps, args.batch_size, args.max_length, precision
-            )
-            counts = counts or flop_model(model)
-            del model
-            hf, model = hf_round(
-                args.base, task, examples, args.steps, args.batch_size, args.max_length, precision
-            )
-            del model
-            after = matmul_gflops(*shape, dtype=dtype)
-            rounds.append({"ours": ours, "hf": hf, "matmul_gflops": [before, after]})
-            print(precision, json.dumps(rounds[-1]), flush=True)
-        train[precision], flops[precision] = train_summary(rounds, counts, seqs, shape)
-
     inference = previous.get("esci_inference", {}) if "inference" not in args.parts else {}
-    eval_examples = splits["test"][: args.eval_examples]
     if task.labels and "inference" in args.parts:
-        for precision in args.precision:
-            times = {"score": [0.0, 0.0], "generate": [0.0, 0.0]}
-            invalid = {}
-            for _ in range(args.rounds):
-                for mode in ("score", "generate"):
-                    wall, cpu, invalid[mode] = scoring_round(
-                        args.base, task, eval_examples, mode, args.eval_batch, precision
-                    )
-                    times[mode][0] += wall
-                    times[mode][1] += cpu
-            n_eval = len(eval_examples) * args.rounds
-            (sw, sc), (gw, gc) = times["score"], times["generate"]
-            inference[precision] = {
-                "examples": n_eval,
-                "score_examples_per_wall_s": round(n_eval / sw, 3),
-                "generate_examples_per_wall_s": round(n_eval / gw, 3),
-                "speedup_wall": round(gw / sw, 3),
-                "score_examples_per_cpu_s": round(n_eval / sc, 3),
-                "generate_examples_per_cpu_s": round(n_eval / gc, 3),
-                "speedup_cpu": round(gc / sc, 3),
-                "invalid_rate": invalid,
-                "generate_max_new_tokens": 8,
-                "model": "zero-shot base (no adapter training)",
-            }
+        eval_examples = splits["test"][: args.eval_examples]
+        inference = {p: inference_part(args, task, eval_examples, p) for p in args.precision}
     command = "python benchmarks/bench_lora.py speed " + " ".join(
         f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
         for k, v in vars(args).items()

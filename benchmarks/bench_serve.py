@@ -296,7 +296,7 @@ def _pct(values: list[float], q: float) -> float:
     return round(lat[min(len(lat) - 1, int(q * len(lat)))] * 1000, 1) if lat else float("nan")
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--run", help="serve this run instead of a fresh SmolLM2 LoRA run")
     p.add_argument(
@@ -320,7 +320,43 @@ def main() -> int:
     p.add_argument(
         "--name", default=None, help="scenario key in --out (default: <base>_<endpoint>)"
     )
-    args = p.parse_args()
+    return p.parse_args()
+
+
+def run_mode(args: argparse.Namespace, mode: str, run: Path, work: Path, bodies, warmup) -> dict:
+    """One server (batched or one request at a time) under the bounded load."""
+    batch = args.max_batch_size if mode == "batched" else 1
+    server_args = [
+        "--run",
+        str(run),
+        "--max-batch-size",
+        str(batch),
+        "--max-wait-ms",
+        str(args.max_wait_ms if mode == "batched" else 0),
+        "--timeout",
+        str(args.timeout_s),
+    ]
+    print(f"[bench] {mode}: starting server (max_batch_size={batch})", flush=True)
+    server = Server(server_args, work / f"server_{mode}.log", args.startup_timeout_s)
+    try:
+        for path, body in warmup:
+            httpx.post(server.url + path, json=body, timeout=args.timeout_s)
+        r = asyncio.run(load(server.url, bodies, args.concurrency, args.cap_s, args.cap_s))
+        r["server_command"] = shlex.join(server.cmd[1:])
+    finally:
+        server.stop()
+    r["server_log"] = server_side(work / f"server_{mode}.log")
+    print(
+        f"[bench] {mode}: {r['answered']}/{r['requests']} answered, "
+        f"5xx={r['server_errors_5xx']}, lost={r['lost']}, {r['throughput_rps']} req/s, "
+        f"p50={r['latency_ms']['p50']}ms p95={r['latency_ms']['p95']}ms",
+        flush=True,
+    )
+    return r
+
+
+def main() -> int:
+    args = parse_args()
     # SIGTERM -> SystemExit, so the finally blocks stop the server we started.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
@@ -338,38 +374,9 @@ def main() -> int:
     else:
         bodies = request_bodies(args.endpoint, model_name, args.requests, args.max_tokens)
     warmup = request_bodies(args.endpoint, model_name, 2, args.max_tokens)
-    results: dict[str, dict] = {}
-    for mode in args.modes.split(","):
-        batch = args.max_batch_size if mode == "batched" else 1
-        server_args = [
-            "--run",
-            str(run),
-            "--max-batch-size",
-            str(batch),
-            "--max-wait-ms",
-            str(args.max_wait_ms if mode == "batched" else 0),
-            "--timeout",
-            str(args.timeout_s),
-        ]
-        print(f"[bench] {mode}: starting server (max_batch_size={batch})", flush=True)
-        server = Server(server_args, work / f"server_{mode}.log", args.startup_timeout_s)
-        try:
-            for path, body in warmup:
-                httpx.post(server.url + path, json=body, timeout=args.timeout_s)
-            results[mode] = asyncio.run(
-                load(server.url, bodies, args.concurrency, args.cap_s, args.cap_s)
-            )
-            results[mode]["server_command"] = shlex.join(server.cmd[1:])
-        finally:
-            server.stop()
-        results[mode]["server_log"] = server_side(work / f"server_{mode}.log")
-        r = results[mode]
-        print(
-            f"[bench] {mode}: {r['answered']}/{r['requests']} answered, "
-            f"5xx={r['server_errors_5xx']}, lost={r['lost']}, {r['throughput_rps']} req/s, "
-            f"p50={r['latency_ms']['p50']}ms p95={r['latency_ms']['p95']}ms",
-            flush=True,
-        )
+    results = {
+        mode: run_mode(args, mode, run, work, bodies, warmup) for mode in args.modes.split(",")
+    }
     out = {
         "benchmark": "ecomlm serve bounded load test on 127.0.0.1",
         "command": shlex.join([Path(sys.executable).name, *sys.argv]),
