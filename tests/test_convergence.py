@@ -3,6 +3,7 @@ and every run record carries ``training.json``."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -10,7 +11,12 @@ import pytest
 import torch
 
 from ecomlm.methods.baselines.hf_train import train_loop
-from ecomlm.methods.convergence import Budget, EarlyStopping, training_record
+from ecomlm.methods.convergence import (
+    Budget,
+    EarlyStopping,
+    first_convergent_step,
+    training_record,
+)
 from ecomlm.methods.llm import lora_data, train_lora
 from ecomlm.methods.llm.lora import LoraMethod
 from ecomlm.runs import RunSpec, execute_run
@@ -270,3 +276,42 @@ def test_reused_and_merged_adapters_inherit_their_sources_stop_reason(tmp_path):
     assert record["stop_reason"] == "budget" and record["source_stop_reasons"] == [
         "converged", "budget"]  # fmt: skip
     assert inherited_record([tmp_path / "loose"])["stop_reason"] == "budget"  # unknown source
+
+
+@pytest.mark.parametrize(
+    ("epochs", "eval_every", "blocked"),
+    [(2, 1, False), (1, 2, True)],  # 4 steps an epoch; patience 3 needs 4 evaluations
+)
+def test_budget_blocker_predicts_what_training_can_stop_on(
+    tiny_llama, tmp_path, monkeypatch, epochs, eval_every, blocked
+):
+    monkeypatch.setattr(train_lora, "dev_evaluator", lambda method, dev: ("accuracy",
+                        lambda: 0.5))  # fmt: skip  # never improves after the first
+    kw = dict(max_steps=None, epochs=epochs, eval_every=eval_every, patience=3,
+              checkpoint_every=0)  # fmt: skip
+    cfg = config(tiny_llama, tmp_path, **kw)
+    why = LoraMethod.budget_blocker(dataclasses.asdict(cfg), n_train=16)
+    method = LoraMethod(EsciTask(), cfg).fit(esci_examples(16), dev=esci_examples(4))
+    record = method.training_record
+    assert (why is not None) == blocked
+    assert record["stop_reason"] == ("budget" if blocked else "converged")
+    if not blocked:  # it stops at the earliest step the check computes
+        assert record["steps"] == first_convergent_step(8, 1, 3, min_steps=4) == 4
+    else:
+        assert "patience 3" in why
+
+
+def test_budget_blocker_uses_the_measured_time_per_example():
+    config = {"epochs": 3, "batch_size": 8, "patience": 2, "eval_every": 16, "max_seconds": 3600}
+    # 4,000 examples: 500 steps an epoch, the earliest converged stop at step 512
+    assert LoraMethod.budget_blocker(config, 4000, seconds_per_example=0.5) is None
+    why = LoraMethod.budget_blocker(config, 4000, seconds_per_example=2.0)
+    assert "step 512" in why and "137 min" in why and "60 min" in why
+    assert LoraMethod.budget_blocker({**config, "max_steps": 0}, 4000, 2.0) is None  # zero-shot
+
+
+def test_first_convergent_step():
+    assert first_convergent_step(100, 10, 2) == 30  # first evaluation + 2 without a gain
+    assert first_convergent_step(100, 10, 2, min_steps=45) == 50
+    assert first_convergent_step(25, 10, 2) is None
+    assert first_convergent_step(100, 10, 0) is None  # no early stopping: never converged

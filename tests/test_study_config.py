@@ -240,3 +240,17 @@ def test_size_config_overrides_only_that_size():
     assert small <= before  # the other sizes keep their ids: finished runs stay finished
     data["methods"][1]["size_config"] = {"most": {}}
     assert "methods[1].size_config.most" in _err(data)
+
+
+def test_plan_marks_runs_that_can_only_stop_on_budget(tmp_path):
+    from ecomlm.study.runner import plan_text
+    from ecomlm.study.store import ResultStore
+
+    data = copy.deepcopy(BASE) | {"train_sizes": [64], "mixed": [], "merges": []}
+    # 64 examples, batch 8: 8 steps an epoch; 5 steps cannot hold 1 + 3 evaluations
+    text = plan_text(expand(parse_study(data)), ResultStore(tmp_path))
+    marked = [line for line in text.splitlines() if "! can only stop on budget" in line]
+    assert len(marked) == 4  # the LoRA runs: 2 tasks x 2 seeds; not classical or ICL
+    assert "4 runs to do can only stop on budget" in text
+    data["methods"][1]["config"] = {"epochs": 3, "batch_size": 8, "eval_every": 2}
+    assert "can only stop" not in plan_text(expand(parse_study(data)), ResultStore(tmp_path))

@@ -85,6 +85,18 @@ class EarlyStopping:
         return "converged" if self.patience_exhausted else "budget"
 
 
+def first_convergent_step(
+    total_steps: int, eval_every: int, patience: int, min_steps: int = 0
+) -> int | None:
+    """The earliest optimizer step at which early stopping can end a run ``converged``: a
+    first dev evaluation, then ``patience`` more without a gain, at or after ``min_steps``.
+    None when the step budget ends first: such a run can only stop on ``budget``."""
+    if patience <= 0 or eval_every <= 0:
+        return None
+    step = max((patience + 1) * eval_every, math.ceil(min_steps / eval_every) * eval_every)
+    return step if step <= total_steps else None
+
+
 def is_finite(loss: float) -> bool:
     return math.isfinite(loss)
 

@@ -21,7 +21,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from ecomlm.methods import method_info
+from ecomlm.methods import get_method_class, method_info
 from ecomlm.runs import RunSpec
 from ecomlm.study.config import (
     AdapterRef,
@@ -339,7 +339,7 @@ def estimate_seconds(run: PlannedRun, n_all: int | None = None) -> float:
     n_train = size if isinstance(size, int) else round(full * (size or 1.0))
     n_train *= _trials(run)  # an lr search fits once per trial
     if info.uses_llm and info.trains:  # step budget (LoRA): max_steps x batch_size
-        tasks = len(cfg.get("mix_tasks") or {}) or 1
+        tasks = 1 + len(cfg.get("mix_tasks") or {})  # the run's task + the mixed-in ones
         steps = cfg.get("max_steps")
         batch = cfg.get("batch_size", 8)
         epochs = cfg.get("epochs", 1)
@@ -396,3 +396,32 @@ def _budget_cap(run: PlannedRun) -> float:
     if not budget or run.role == "eval":
         return math.inf
     return _overhead_seconds(run) + budget * _trials(run)
+
+
+def budget_blockers(
+    runs: list[PlannedRun], rows: list[dict[str, Any]], n_all: dict[str, int]
+) -> dict[str, str]:
+    """Runs whose config can only stop on ``budget`` (never ``converged``), with why: the
+    method's ``budget_blocker`` given the run's train size (an "all" run only when a
+    finished run has told the task's size) and the training seconds per example seen of
+    this study's finished runs of the same label and task (the one that saw the most)."""
+    per_example: dict[tuple[str, str], tuple[int, float]] = {}
+    for row in rows:
+        cost = row.get("cost") or {}
+        seen, seconds = cost.get("examples_seen"), cost.get("train_seconds")
+        key = (row.get("label"), row.get("task"))
+        if row.get("status") == "done" and seen and seconds:
+            if seen > per_example.get(key, (0, 0.0))[0]:
+                per_example[key] = (seen, seconds / seen)
+    out = {}
+    for run in runs:
+        check = getattr(get_method_class(run.spec.method), "budget_blocker", None)
+        size = run.train_size if isinstance(run.train_size, int) else n_all.get(run.task)
+        if check is None or run.role == "eval" or size is None:
+            continue
+        n_train = size * (1 + len(run.spec.method_config.get("mix_tasks") or {}))
+        rate = per_example.get((run.label, run.task), (0, None))[1]
+        why = check(run.spec.method_config, n_train, rate)
+        if why:
+            out[run.id] = why
+    return out

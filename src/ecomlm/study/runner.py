@@ -33,7 +33,7 @@ from typing import Any
 from ecomlm.io import atomic_write_text, read_json, read_yaml, write_json, write_yaml
 from ecomlm.redact import redact
 from ecomlm.study.config import StudyConfig, StudyConfigError
-from ecomlm.study.grid import PlannedRun, calibrated_estimates, expand, waves
+from ecomlm.study.grid import PlannedRun, budget_blockers, calibrated_estimates, expand, waves
 from ecomlm.study.store import CONFIG_FILE, PLAN_FILE, ResultStore, run_finished
 
 
@@ -264,7 +264,9 @@ def plan_text(runs: list[PlannedRun], store: ResultStore) -> str:
     n_todo = n_measured = 0
     in_store = {run.id for run in runs if store.is_done(run.id)}
     measured = {run_id: float(store.rows[run_id].get("seconds") or 0) for run_id in in_store}
-    estimates = calibrated_estimates(runs, measured, full_train_sizes(store.rows.values()))
+    n_all = full_train_sizes(store.rows.values())
+    estimates = calibrated_estimates(runs, measured, n_all)
+    blocked = budget_blockers(runs, list(store.rows.values()), n_all)
     for run in runs:
         done = run.id in in_store or run_finished(store.dir / run.id)
         est, calibrated = estimates[run.id]
@@ -276,12 +278,20 @@ def plan_text(runs: list[PlannedRun], store: ResultStore) -> str:
         status = "todo" if status == "done" and not done else status  # row but no files
         deps = ",".join(d.rsplit("-", 1)[-1] for d in run.deps) or "-"
         lines.append(f"{status:7} {_fmt_seconds(est):>8}  {run.id:60} {deps}")
+        if not done and run.id in blocked:
+            lines.append(f"{'':17}! can only stop on budget: {blocked[run.id]}")
     lines.append(
         f"{len(runs)} runs, {n_todo} to run, estimated {_fmt_seconds(todo_s)} "
         "(rough: per-method start-up + per train example/step + per evaluated example; "
         f"{n_measured} of the {n_todo} scaled by what this study's finished runs of the "
         "same method and task took, the others guessed for 2 idle CPU cores)"
     )
+    n_blocked = sum(1 for line in lines if line.lstrip().startswith("! can only"))
+    if n_blocked:
+        lines.append(
+            f"{n_blocked} runs to do can only stop on budget (marked '!'): their scores "
+            "would be lower bounds, not findings (change the config where a finding is wanted)"
+        )
     return "\n".join(lines)
 
 

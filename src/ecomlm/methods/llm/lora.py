@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ import torch
 from ecomlm.distributed import torch_is_main_process
 from ecomlm.io import atomic_write_dir, read_json, write_json
 from ecomlm.methods.base import METHOD_FILE, config_from_dict, method_from_folder, method_header
-from ecomlm.methods.convergence import inherited_record
+from ecomlm.methods.convergence import first_convergent_step, inherited_record
 from ecomlm.methods.llm import lora_data, train_lora
 from ecomlm.methods.llm.adapter_paths import ADAPTER_CONFIG, adapter_dir
 from ecomlm.methods.llm.causal_lm import end_of_turn_id, generate, load_llm, score_labels
@@ -111,6 +112,40 @@ class LoraMethod:
     def fits_nothing(config: dict[str, Any]) -> bool:
         """Zero-shot (``max_steps: 0``): the base model as is, nothing to tune."""
         return config.get("max_steps") == 0
+
+    @classmethod
+    def budget_blocker(
+        cls, config: dict[str, Any], n_train: int, seconds_per_example: float | None = None
+    ) -> str | None:
+        """Why a run of ``config`` on ``n_train`` examples can only stop on its budget (its
+        score a lower bound, no finding), or None. ``seconds_per_example``: measured
+        training seconds per example seen (dev evaluations included) for the time budget."""
+        cfg = config_from_dict(cls.Config, config, where="method 'lora': ")
+        if cls.fits_nothing(config) or cfg.adapter_path:
+            return None
+        per_batch = cfg.batch_size * cfg.grad_accum
+        per_epoch = max(1, math.ceil(n_train / per_batch))
+        total = cfg.max_steps if cfg.max_steps is not None else math.ceil(cfg.epochs * per_epoch)
+        every = train_lora.eval_interval(cfg, per_epoch)
+        step = first_convergent_step(
+            total, every, cfg.patience, math.ceil(cfg.min_epochs * per_epoch)
+        )
+        if step is None and cfg.patience <= 0:
+            return "early stopping is off (patience 0)"
+        if step is None:
+            return (
+                f"{total} steps ({per_epoch} an epoch) with dev every {every} steps cannot "
+                f"hold 1 + patience {cfg.patience} evaluations past min_epochs "
+                f"{cfg.min_epochs:g}: raise epochs or evaluate more often"
+            )
+        seconds = step * per_batch * (seconds_per_example or 0.0)
+        if cfg.max_seconds and seconds > cfg.max_seconds:
+            return (
+                f"its earliest converged stop (step {step}) needs ~{seconds / 60:.0f} min at "
+                f"the measured {seconds_per_example:.2f} s per example, over max_seconds "
+                f"({cfg.max_seconds / 60:.0f} min): a smaller train size, or more time"
+            )
+        return None
 
     @dataclass
     class Config:
