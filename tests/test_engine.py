@@ -154,3 +154,9 @@ def test_gguf_lora_names_and_shapes_follow_llama_cpp(random_adapter, tmp_path):
     assert tensors["blk.0.attn_q.weight.lora_b"] == [8, 576]  # (r, out)
     assert tensors["blk.29.ffn_down.weight.lora_a"] == [1536, 8]
     assert len(tensors) == 30 * 7 * 2  # 7 linear layers per block, A and B each
+
+
+def test_thread_count_covers_prompt_processing(engine):
+    # llama-cpp-python gives batch (prompt) processing every core unless told otherwise
+    params = engine.llm.context_params
+    assert params.n_threads == params.n_threads_batch == 1

@@ -113,8 +113,11 @@ class LlamaCppEngine:
         self.lora = gguf_adapter(adapter, self.path) if adapter else None
         threads = threads or int(os.environ.get("OMP_NUM_THREADS", "0")) or os.cpu_count() or 1
         lora = {"lora_path": str(self.lora)} if self.lora else {}
-        self.llm = Llama(model_path=str(self.path), n_ctx=n_ctx, n_threads=threads, n_batch=512,
-                         flash_attn=True, seed=0, verbose=False, **lora)  # fmt: skip
+        # n_threads_batch too: llama-cpp-python gives prompt processing every core otherwise,
+        # so a single-threaded study worker took two (session 9)
+        self.llm = Llama(model_path=str(self.path), n_ctx=n_ctx, n_threads=threads,
+                         n_threads_batch=threads, n_batch=512, flash_attn=True, seed=0,
+                         verbose=False, **lora)  # fmt: skip
         self._grammars: dict[str, Any] = {}
 
     def close(self) -> None:
