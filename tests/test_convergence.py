@@ -10,6 +10,7 @@ import math
 import pytest
 import torch
 
+from ecomlm.data.splits import dev_subset
 from ecomlm.methods.baselines.hf_train import train_loop
 from ecomlm.methods.convergence import (
     Budget,
@@ -315,3 +316,24 @@ def test_first_convergent_step():
     assert first_convergent_step(100, 10, 2, min_steps=45) == 50
     assert first_convergent_step(25, 10, 2) is None
     assert first_convergent_step(100, 10, 0) is None  # no early stopping: never converged
+
+
+def test_mixed_adapter_is_selected_on_every_task_it_serves(tiny_llama, tmp_path):
+    from ecomlm.data import load_splits
+    from ecomlm.tasks.queryner import QueryNerTask
+
+    cfg = config(tiny_llama, tmp_path, mix_tasks={"queryner": "synthetic"}, max_dev=8)
+    method = LoraMethod(EsciTask(), cfg).fit(esci_examples(8))  # 4 steps, no dev: no stopping
+    name, evaluate = train_lora.dev_evaluator(method, esci_examples(8))
+    assert name == "mean(esci:accuracy, queryner:f1)"
+    # each task scored on its own dev split (4 examples each), by the same adapter
+    esci_dev = dev_subset(esci_examples(8), 4, EsciTask())
+    ner = QueryNerTask()
+    ner_dev = dev_subset(load_splits("queryner", "synthetic")["dev"], 4, ner)
+    ner_view = LoraMethod(ner, cfg)
+    ner_view.model, ner_view.tokenizer = method.model, method.tokenizer
+    own = EsciTask().score(esci_dev, method.predict(esci_dev))["accuracy"]
+    other = ner.score(ner_dev, ner_view.predict(ner_dev))["f1"]
+    assert evaluate() == pytest.approx((own + other) / 2)
+    single = LoraMethod(EsciTask(), config(tiny_llama, tmp_path, max_dev=8))
+    assert train_lora.dev_evaluator(single, esci_examples(8))[0] == "accuracy"

@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import random
 import time
@@ -354,21 +355,35 @@ def _optimizer(cfg: Any, params: list, total: int) -> tuple[Any, Any]:
 def dev_evaluator(method: Any, dev: list[Any] | None) -> tuple[str, Callable[[], float]] | None:
     """(metric name, a function scoring the current adapter on ``max_dev`` dev examples
     drawn across the whole split), or None when there is no dev set or early stopping
-    is off."""
+    is off. A mixed-task adapter serves every task it trains on, so it is selected on the
+    mean of each task's dev score (``max_dev`` shared among the tasks), not on its first
+    task's alone."""
     cfg, task = method.config, method.task
     if not dev or cfg.patience <= 0 or cfg.max_dev == 0:
         return None
-    subset = dev_subset(dev, cfg.max_dev, task)
-    metric = cfg.dev_metric or task.main_metric
+    per_task = max(1, cfg.max_dev // (1 + len(cfg.mix_tasks)))
+    parts = [(method, dev_subset(dev, per_task, task), cfg.dev_metric or task.main_metric)]
+    for name, source in cfg.mix_tasks.items():
+        from ecomlm.data import load_splits
+        from ecomlm.tasks import get_task
 
-    def evaluate() -> float:
-        method.model.eval()
-        scores = task.score(subset, method.predict(subset, merge=False))
-        if metric not in scores:
-            raise ValueError(f"dev_metric {metric!r} is not a metric of task {task.name!r}")
-        return float(scores[metric])
+        other, view = get_task(name), copy.copy(method)  # the same adapter, prompting `name`
+        view.task = other
+        subset = dev_subset(load_splits(name, source)["dev"], per_task, other)
+        if subset:
+            parts.append((view, subset, other.main_metric))
+    if len(parts) == 1:
+        return parts[0][2], lambda: _dev_score(*parts[0])
+    name = "mean(" + ", ".join(f"{m.task.name}:{metric}" for m, _, metric in parts) + ")"
+    return name, lambda: sum(_dev_score(*part) for part in parts) / len(parts)
 
-    return metric, evaluate
+
+def _dev_score(method: Any, subset: list[Any], metric: str) -> float:
+    method.model.eval()
+    scores = method.task.score(subset, method.predict(subset, merge=False))
+    if metric not in scores:
+        raise ValueError(f"dev_metric {metric!r} is not a metric of task {method.task.name!r}")
+    return float(scores[metric])
 
 
 def eval_interval(cfg: Any, per_epoch: int) -> int:
