@@ -202,6 +202,12 @@ def test_estimates_scale_by_what_finished_runs_took():
     assert est[twin.id] == pytest.approx((3 * estimate_seconds(twin), True))
     assert est[larger.id] == pytest.approx((3 * estimate_seconds(larger), True))
     assert est[other.id] == (estimate_seconds(other), False)
+    # a label with nothing finished (the mixed adapter) scales by its method's runs
+    lora = next(r for r in runs if r.family == "lora" and r.task == "esci")
+    mixed = next(r for r in runs if r.family == "lora-mixed" and r.task == "esci")
+    est = calibrated_estimates(runs, {lora.id: 2 * estimate_seconds(lora)})
+    assert est[mixed.id] == pytest.approx((2 * estimate_seconds(mixed), True))
+    assert est[done.id][1] is False  # other methods are not scaled by it
 
 
 def test_estimates_use_the_measured_split_size_and_stop_at_the_budget():

@@ -360,7 +360,11 @@ def _trials(run: PlannedRun) -> int:
 
 
 def _calibration_keys(run: PlannedRun) -> list[tuple[Any, ...]]:
-    return [(run.label, run.task, run.train_size), (run.label, run.task), (run.label,)]
+    # last: any run of the same method on the task (a new label, e.g. a mixed adapter or a
+    # second base model, else has nothing measured to scale by)
+    method = ("method", run.spec.method)
+    return [(run.label, run.task, run.train_size), (run.label, run.task), (run.label,),
+            (*method, run.task), method]  # fmt: skip
 
 
 def calibrated_estimates(
