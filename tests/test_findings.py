@@ -37,7 +37,14 @@ def test_budget_run_blocks_the_claim_with_its_fix():
     a, b = run("lora", 0.8, stop="budget"), run("bert", 0.68, family="bert")
     allowed, text = verdicts.verdict(a, b, CMP_CLEAR)
     assert not allowed
-    assert "lora stopped on budget while still improving: raise" in text
+    assert "lora stopped on budget before converging: raise" in text
+    # with a dev curve the fix says whether it was still improving or merely undecided
+    curve = [{"step": s, "score": v} for s, v in ((10, 0.5), (20, 0.6), (30, 0.55))]
+    a.training = {"stop_reason": "budget", "dev_curve": curve, "best_step": 30}
+    assert "lora stopped on budget while still improving" in verdicts.verdict(a, b, CMP_CLEAR)[1]
+    a.training["best_step"] = 20
+    text = verdicts.verdict(a, b, CMP_CLEAR)[1]
+    assert "lora stopped on budget 1 dev evaluation after its best, before patience" in text
     for stop, fix in (("diverged", "lower the learning rate"), ("unknown", "training.json")):
         allowed, text = verdicts.verdict(run("lora", 0.8, stop=stop), b, CMP_CLEAR)
         assert not allowed and fix in text

@@ -17,7 +17,7 @@ from typing import Any
 MAX_INVALID = 0.10
 FINAL_STOPS = ("converged", "not_trained")
 FIXES = {
-    "budget": "stopped on budget while still improving: raise epochs / max_steps / max_seconds",
+    "budget": "stopped on budget before converging: raise epochs / max_steps / max_seconds",
     "diverged": "diverged (non-finite loss): lower the learning rate",
     "failed": "failed: see its error",
     "unknown": "has no convergence record (training.json): re-run it with this ecomlm",
@@ -97,10 +97,28 @@ def suspect_reasons(run: Any) -> list[str]:
     return reasons
 
 
+def budget_fix(run: Any) -> str:
+    """What a budget stop means for this run, read from its dev curve: still improving
+    (its best dev score at its last evaluation), or stopped some evaluations after its
+    best before patience could decide."""
+    training = run.training or {}
+    steps = [point.get("step") for point in training.get("dev_curve") or []]
+    if not steps or training.get("best_step") not in steps:
+        return FIXES["budget"]
+    after = len(steps) - 1 - steps.index(training["best_step"])
+    if after == 0:
+        return "stopped on budget while still improving: raise epochs / max_steps / max_seconds"
+    return (
+        f"stopped on budget {after} dev evaluation{'s' * (after > 1)} after its best, before "
+        "patience decided: raise epochs / max_steps / max_seconds, or evaluate more often"
+    )
+
+
 def run_blockers(run: Any) -> list[str]:
     """Why this run cannot carry a claim (empty: it can)."""
     reason = stop_reason(run)
-    out = [] if reason in FINAL_STOPS else [f"{run.label} {FIXES.get(reason, reason)}"]
+    fix = budget_fix(run) if reason == "budget" else FIXES.get(reason, reason)
+    out = [] if reason in FINAL_STOPS else [f"{run.label} {fix}"]
     out += [f"{run.label} is suspect: {why}" for why in suspect_reasons(run)]
     return out
 

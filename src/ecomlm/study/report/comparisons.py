@@ -131,7 +131,7 @@ def _findings(
     if verdicts.pipeline_check(runs):
         items.append(
             "**Pipeline check, no finding drawn**: no trained run converged (each stopped "
-            "on its budget while still improving), so any ranking below could be overturned "
+            "on its budget before converging), so any ranking below could be overturned "
             "by a longer run. Raise the budgets (epochs / max_steps / max_seconds) to get "
             "findings."
         )

@@ -46,8 +46,8 @@ def _main_table(runs: list[Run], tasks: list[str], labels: list[str]) -> list[Bl
             "(converged or untrained, not suspect) and no other run scores higher. "
             "**SUSPECT** marks a run at or below the majority baseline (generation: the "
             "best single answer given to every example) or with over 10% "
-            "invalid answers; a `budget` run was still improving, "
-            "so its score is a lower bound.",
+            "invalid answers; a `budget` run stopped before converging, "
+            "so its score is not final.",
         ),
         ("table", table),
     ]
