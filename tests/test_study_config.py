@@ -76,6 +76,19 @@ def test_duplicate_label_and_unknown_task_reference():
     data = copy.deepcopy(BASE)
     data["methods"].append({"name": "classical"})
     assert "methods[3].label: label 'classical' already used by methods[0]" in _err(data)
+    # one label on disjoint tasks (another budget for one task): each (label, task) is one
+    # config, and the other task's runs keep their ids
+    data = copy.deepcopy(BASE)
+    before = {r.id for r in expand(parse_study(copy.deepcopy(data))) if r.label == "classical"}
+    data["methods"][0]["tasks"] = ["esci"]
+    data["methods"].append({"name": "classical", "tasks": ["queryner"],
+                            "size_config": {"256": {"crf_iterations": 10}}})  # fmt: skip
+    runs = [r for r in expand(parse_study(data)) if r.label == "classical"]
+    changed = {r.id for r in runs} - before
+    assert len(runs) == len(before) and {(r.task, r.train_size) for r in runs
+                                         if r.id in changed} == {("queryner", 256)}  # fmt: skip
+    data["methods"][-1]["tasks"] = ["queryner", "esci"]
+    assert "label 'classical' already used by methods[0] on the same tasks" in _err(data)
     data = copy.deepcopy(BASE)
     data["methods"][0]["tasks"] = ["esci", "desc_gen"]
     assert "methods[0].tasks[1]: task 'desc_gen' is not in the study's tasks" in _err(data)

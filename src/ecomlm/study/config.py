@@ -298,18 +298,22 @@ def check_references(cfg: StudyConfig, where: str) -> None:
     dup = {t for t in task_names if task_names.count(t) > 1}
     if dup:
         raise StudyConfigError(f"{where}: tasks: task(s) {sorted(dup)} listed twice")
-    labels: dict[str, str] = {}
+    labels: dict[str, tuple[str, set[str]]] = {}
     sections = [("methods", cfg.methods), ("mixed", cfg.mixed), ("merges", cfg.merges)]
     for section, entries in sections:
         for i, entry in enumerate(entries):
             loc = f"{where}: {section}[{i}]"
             label = entry_label(entry)
-            if label in labels:
+            # one label may span method entries on disjoint tasks (e.g. another budget on
+            # one task): each (label, task) still names one config
+            tasks = set(entry.tasks or task_names) if section == "methods" else set(task_names)
+            if label in labels and (section != "methods" or labels[label][1] & tasks):
                 raise StudyConfigError(
-                    f"{loc}.label: label {label!r} already used by {labels[label]}; "
-                    "give each entry a distinct label"
+                    f"{loc}.label: label {label!r} already used by {labels[label][0]} on "
+                    "the same tasks; give each entry a distinct label"
                 )
-            labels[label] = f"{section}[{i}]"
+            seen = labels.get(label, ("", set()))
+            labels[label] = (f"{section}[{i}]", seen[1] | tasks)
             for j, t in enumerate(entry.tasks or []):
                 if t not in task_names:
                     raise StudyConfigError(
