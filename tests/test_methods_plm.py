@@ -138,3 +138,51 @@ def test_class_balance_and_dev_metric_reach_the_training_record(tiny_bert):
     method.fit(splits["train"][:48], splits["dev"][:20])
     assert method.training_record["dev_metric"] == "f1_macro"
     assert len(method.training_record["dev_curve"]) >= 1
+
+
+# ------------------------------------------------------------------ CRF output layer
+
+
+@functools.cache
+def _fit_crf(model, max_length=64):
+    splits = load_splits("queryner", SOURCE)
+    config = {"model": model, "epochs": 2, "batch_size": 16, "max_length": max_length,
+              "lr": 1e-3, "crf": True}  # fmt: skip
+    return make_method("bert", get_task("queryner"), config).fit(splits["train"], splits["dev"])
+
+
+def test_crf_tagger_round_trip_and_one_tag_per_word(tmp_path, tiny_bert):
+    method = _fit_crf(tiny_bert)
+    test = load_splits("queryner", SOURCE)["test"]
+    preds = method.predict(test)
+    assert [len(p.value) for p in preds] == [len(ex.tokens) for ex in test]
+    assert {t for p in preds for t in p.value} <= set(method.labels)
+    method.save(tmp_path / "m")
+    assert (tmp_path / "m" / "crf.safetensors").exists()
+    loaded = load_method(tmp_path / "m")
+    assert [p.value for p in loaded.predict(test)] == [p.value for p in preds]
+    assert method.training_record["stop_reason"] in ("converged", "budget")
+
+
+def test_crf_words_cut_by_truncation_are_tagged_o(tiny_bert):
+    method = _fit_crf(tiny_bert, max_length=6)  # [CLS] + 4 pieces + [SEP]
+    ex = NerExample(tokens=["red"] * 12, tags=["O"] * 12)
+    assert method.predict([ex])[0].value[5:] == ["O"] * 7
+
+
+def test_crf_reads_each_words_first_piece_and_learns_faster():
+    from ecomlm.methods.baselines.crf_head import CrfTagger, word_scores
+    from ecomlm.methods.baselines.hf_train import param_groups
+
+    emissions = torch.arange(2 * 5 * 3, dtype=torch.float).reshape(2, 5, 3)
+    starts = torch.tensor([[0, 1, 0, 1, 0], [0, 0, 1, 0, 0]])
+    words, mask, index = word_scores(emissions, starts)
+    assert index.tolist() == [[1, 3], [2, 0]] and mask.tolist() == [[True, True], [True, False]]
+    assert torch.equal(words[0], emissions[0, [1, 3]]) and torch.equal(words[1, 0], emissions[1, 2])
+    encoder = torch.nn.Linear(4, 3)
+    groups = param_groups(CrfTagger(encoder, 3, crf_lr_scale=50), lr=1e-4, weight_decay=0.01)
+    crf_group = next(g for g in groups if g.get("lr"))
+    assert crf_group["lr"] == pytest.approx(5e-3) and len(crf_group["params"]) == 3
+    assert sum(len(g["params"]) for g in groups) == 5  # each parameter in one group
+    with pytest.raises(ValueError, match="crf: true needs a tagging task"):
+        make_method("bert", get_task("esci"), {"crf": True})

@@ -309,6 +309,19 @@ def _loop_log(
     }
 
 
+def param_groups(model: Any, lr: float, weight_decay: float) -> list[dict[str, Any]]:
+    """Weight decay on matrices only; a model may add its own groups (``extra_param_groups``,
+    e.g. a CRF layer's transitions, which learn at a higher rate than the encoder)."""
+    extra = model.extra_param_groups(lr) if hasattr(model, "extra_param_groups") else []
+    taken = {id(p) for group in extra for p in group["params"]}
+    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad and id(p) not in taken]
+    return [
+        {"params": [p for _, p in params if p.ndim >= 2], "weight_decay": weight_decay},
+        {"params": [p for _, p in params if p.ndim < 2], "weight_decay": 0.0},
+        *extra,
+    ]
+
+
 def _optimizer(
     model: Any, lr: float, weight_decay: float, warmup_ratio: float, total: int
 ) -> tuple[Any, Any]:
@@ -316,13 +329,7 @@ def _optimizer(
     import torch
     from transformers import get_linear_schedule_with_warmup
 
-    decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim < 2]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0}],
-        lr=lr,
-        foreach=True,
-    )
+    optimizer = torch.optim.AdamW(param_groups(model, lr, weight_decay), lr=lr, foreach=True)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(warmup_ratio * total), total)
     return optimizer, scheduler
 

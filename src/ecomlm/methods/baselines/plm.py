@@ -52,6 +52,10 @@ class BertConfig:
     # same size); unbalanced cross-entropy on ESCI learns "always Exact" (the prior)
     class_balance: bool = False
     dev_metric: str | None = None  # early-stopping metric (None: the task's main metric)
+    # tagging: a linear-chain CRF output layer over the word scores (pytorch-crf), Viterbi
+    # decoding; its transitions learn at crf_lr_scale x lr
+    crf: bool = False
+    crf_lr_scale: float = 100.0
     work_dir: str | None = None  # checkpoints (<work_dir>/checkpoint): a re-run resumes
 
 
@@ -77,6 +81,8 @@ class BertMethod:
         require_task(self.name, task, supported, "a classification (labels) or tagging task")
         self.task = task
         self.config = config or BertConfig()
+        if self.config.crf and kind != "tagging":
+            raise ValueError(f"bert crf: true needs a tagging task; {task.name!r} is {kind}")
         self.labels: list[str] = []
         self.model: Any = None
         self.tokenizer: Any = None
@@ -88,6 +94,10 @@ class BertMethod:
     def _tagger(self) -> bool:
         return task_kind(self.task) == "tagging"
 
+    @property
+    def _crf(self) -> bool:
+        return self._tagger and self.config.crf
+
     # ------------------------------------------------------------------ encoding
 
     def _encode(self, ex: Any, with_label: bool) -> tuple[dict[str, Any], list[int | None]]:
@@ -97,6 +107,11 @@ class BertMethod:
             enc = tok(ex.tokens, is_split_into_words=True, truncation=True, max_length=n)
             word_ids = enc.word_ids()
             feats = dict(enc)
+            if self._crf:  # the CRF reads each word's first piece
+                feats["word_starts"] = [
+                    int(w is not None and (i == 0 or word_ids[i - 1] != w))
+                    for i, w in enumerate(word_ids)
+                ]
             if with_label:
                 ids = {t: i for i, t in enumerate(self.labels)}
                 labels, prev = [], None
@@ -149,6 +164,10 @@ class BertMethod:
         )
         if cfg.freeze_embeddings:
             self.model.get_input_embeddings().weight.requires_grad_(False)
+        if self._crf:
+            from ecomlm.methods.baselines.crf_head import CrfTagger
+
+            self.model = CrfTagger(self.model, len(self.labels), cfg.crf_lr_scale)
         device = pick_device(cfg.device)
         features = [self._encode(ex, with_label=True)[0] for ex in train]
         if cfg.class_balance and not self._tagger:
@@ -192,7 +211,12 @@ class BertMethod:
         with torch.inference_mode():
             for idx in length_sorted_batches(lengths, self.config.eval_batch_size):
                 batch = pad_batch([encoded[i][0] for i in idx], self.tokenizer.pad_token_id)
-                logits = self.model(**{k: v.to(device) for k, v in batch.items()}).logits
+                batch = {k: v.to(device) for k, v in batch.items()}
+                if self._crf:
+                    for row, tag_ids in zip(idx, self.model.decode(**batch), strict=True):
+                        out[row] = self._crf_tags(examples[row], encoded[row][1], tag_ids)
+                    continue
+                logits = self.model(**batch).logits
                 probs = torch.softmax(logits.float(), -1).cpu()
                 for row, i in enumerate(idx):
                     if self._tagger:
@@ -212,6 +236,14 @@ class BertMethod:
             if w is not None and w not in seen:
                 seen.add(w)
                 tags[w] = self.labels[int(probs[pos].argmax())]
+        return Prediction(value=tags, raw=" ".join(tags))
+
+    def _crf_tags(self, ex: Any, word_ids: list[int | None], tag_ids: list[int]) -> Prediction:
+        """The decoded tags of the words the encoder saw, in order; truncated words 'O'."""
+        words = [w for i, w in enumerate(word_ids) if w is not None and w not in word_ids[:i]]
+        tags = ["O"] * len(ex.tokens)
+        for w, t in zip(words, tag_ids, strict=False):
+            tags[w] = self.labels[t]
         return Prediction(value=tags, raw=" ".join(tags))
 
     def save(self, path: str | Path) -> None:
@@ -236,6 +268,12 @@ class BertMethod:
         method, header = method_from_folder(cls, path)
         method.labels = list(header["labels"])
         method.tokenizer = AutoTokenizer.from_pretrained(path)
+        if method._crf:
+            from ecomlm.methods.baselines.crf_head import CrfTagger
+
+            device = pick_device(method.config.device)
+            method.model = CrfTagger.from_pretrained(path).to(device).eval()
+            return method
         auto = (
             AutoModelForTokenClassification
             if method._tagger
