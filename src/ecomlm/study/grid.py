@@ -420,7 +420,9 @@ def budget_blockers(
     out = {}
     for run in runs:
         check = getattr(get_method_class(run.spec.method), "budget_blocker", None)
-        size = run.train_size if isinstance(run.train_size, int) else n_all.get(run.task)
+        size, full = run.train_size, n_all.get(run.task)
+        if not isinstance(size, int):  # "all" or a fraction of the full split
+            size = round(full * (size or 1.0)) if full else None
         if check is None or run.role == "eval" or size is None:
             continue
         n_train = size * (1 + len(run.spec.method_config.get("mix_tasks") or {}))
