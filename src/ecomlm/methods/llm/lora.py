@@ -130,8 +130,8 @@ class LoraMethod:
         step = first_convergent_step(
             total, every, cfg.patience, math.ceil(cfg.min_epochs * per_epoch)
         )
-        if step is None and cfg.patience <= 0:
-            return "early stopping is off (patience 0)"
+        if cfg.patience <= 0 or cfg.max_dev == 0:
+            return "early stopping is off (patience 0 or max_dev 0)"
         if step is None:
             return (
                 f"{total} steps ({per_epoch} an epoch) with dev every {every} steps cannot "
