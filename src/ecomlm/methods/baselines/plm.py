@@ -59,6 +59,11 @@ class BertConfig:
     work_dir: str | None = None  # checkpoints (<work_dir>/checkpoint): a re-run resumes
 
 
+def _word_starts(word_ids: list[int | None]) -> list[bool]:
+    """Whether each word-piece is the first of its word (special tokens: False)."""
+    return [w is not None and (i == 0 or word_ids[i - 1] != w) for i, w in enumerate(word_ids)]
+
+
 def balanced_draw(labels: list[str], seed: int) -> list[int]:
     """``len(labels)`` indices drawn with replacement, every class equally likely."""
     import random
@@ -108,10 +113,7 @@ class BertMethod:
             word_ids = enc.word_ids()
             feats = dict(enc)
             if self._crf:  # the CRF reads each word's first piece
-                feats["word_starts"] = [
-                    int(w is not None and (i == 0 or word_ids[i - 1] != w))
-                    for i, w in enumerate(word_ids)
-                ]
+                feats["word_starts"] = [int(start) for start in _word_starts(word_ids)]
             if with_label:
                 ids = {t: i for i, t in enumerate(self.labels)}
                 labels, prev = [], None
@@ -240,7 +242,7 @@ class BertMethod:
 
     def _crf_tags(self, ex: Any, word_ids: list[int | None], tag_ids: list[int]) -> Prediction:
         """The decoded tags of the words the encoder saw, in order; truncated words 'O'."""
-        words = [w for i, w in enumerate(word_ids) if w is not None and w not in word_ids[:i]]
+        words = [w for w, start in zip(word_ids, _word_starts(word_ids), strict=True) if start]
         tags = ["O"] * len(ex.tokens)
         for w, t in zip(words, tag_ids, strict=False):
             tags[w] = self.labels[t]
