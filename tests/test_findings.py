@@ -215,3 +215,15 @@ def test_best_runs_of_different_sizes_are_also_compared_at_a_common_size(monkeyp
     comps[0]["b"] = bert_500
     (_, _), (_, _), (_, items) = _findings([bert_500, lora_500], ["esci"], comps, 1000)
     assert "At n=" not in items[0]
+
+
+def test_main_table_says_which_planned_runs_have_not_finished():
+    from ecomlm.study.report.sections import _main_table
+
+    done, todo = run("lora", 0.8), run("lora-gemma", 0.0)
+    todo.status, todo.metrics = "todo", {}
+    table = next(block[1] for block in _main_table([done, todo], ["esci", "queryner"],
+                                                   ["lora", "lora-gemma"]) if block[0] == "table")  # fmt: skip
+    rows = {row[0]: row[1:] for row in table.rows}
+    assert rows["lora"][0].startswith("0.800") and rows["lora"][1] == ""  # not planned there
+    assert rows["lora-gemma"] == ["not finished", ""]

@@ -17,11 +17,13 @@ def _main_table(runs: list[Run], tasks: list[str], labels: list[str]) -> list[Bl
     head = headline_runs(runs)
     metrics = {t: next((r.main_metric for r in runs if r.task == t), "") for t in tasks}
     table = Table(["method"] + [f"{t} ({metrics[t]})" for t in tasks], [])
+    planned = {(r.task, r.label) for r in runs}
     for label in labels:
         row = [label]
         for task in tasks:
             r = head.get((task, label))
-            row.append(_score_cell(r) if r else "")
+            # a planned run that has not finished (or failed) says so; blank = not planned
+            row.append(_score_cell(r) if r else "not finished" if (task, label) in planned else "")
         table.rows.append(row)
     for j, task in enumerate(tasks):
         # only a run that may carry a claim (finished training, not suspect) is bolded
