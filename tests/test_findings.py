@@ -222,8 +222,8 @@ def test_main_table_says_which_planned_runs_have_not_finished():
 
     done, todo = run("lora", 0.8), run("lora-gemma", 0.0)
     todo.status, todo.metrics = "todo", {}
-    table = next(block[1] for block in _main_table([done, todo], ["esci", "queryner"],
-                                                   ["lora", "lora-gemma"]) if block[0] == "table")  # fmt: skip
+    blocks = _main_table([done, todo], ["esci", "queryner"], ["lora", "lora-gemma"])
+    table = next(block[1] for block in blocks if block[0] == "table")
     rows = {row[0]: row[1:] for row in table.rows}
     assert rows["lora"][0].startswith("0.800") and rows["lora"][1] == ""  # not planned there
     assert rows["lora-gemma"] == ["not finished", ""]
