@@ -334,19 +334,27 @@ def estimate_seconds(run: PlannedRun, n_all: int | None = None) -> float:
     if run.role == "eval":
         return _overhead_seconds(run)
     cfg = run.spec.method_config
-    size = run.train_size
-    full = n_all or _ASSUMED_SPLIT
-    n_train = size if isinstance(size, int) else round(full * (size or 1.0))
+    n_train = _train_examples(run, n_all or _ASSUMED_SPLIT)
     n_train *= _trials(run)  # an lr search fits once per trial
     if info.uses_llm and info.trains:  # step budget (LoRA): max_steps x batch_size
-        tasks = 1 + len(cfg.get("mix_tasks") or {})  # the run's task + the mixed-in ones
         steps = cfg.get("max_steps")
         batch = cfg.get("batch_size", 8)
         epochs = cfg.get("epochs", 1)
-        work = steps * batch if steps else n_train * tasks * epochs
+        work = steps * batch if steps else n_train * _tasks_trained(run) * epochs
         return _overhead_seconds(run) + per_train * work
     epochs = cfg.get("epochs", 1) if isinstance(cfg.get("epochs", 1), int | float) else 1
     return _overhead_seconds(run) + per_train * n_train * epochs
+
+
+def _train_examples(run: PlannedRun, full: int) -> int:
+    """The run's training examples per task: its size, or its share of the full split."""
+    size = run.train_size
+    return size if isinstance(size, int) else round(full * (size or 1.0))
+
+
+def _tasks_trained(run: PlannedRun) -> int:
+    """The run's own task plus any mixed-in ones."""
+    return 1 + len(run.spec.method_config.get("mix_tasks") or {})
 
 
 def _overhead_seconds(run: PlannedRun) -> float:
@@ -420,12 +428,10 @@ def budget_blockers(
     out = {}
     for run in runs:
         check = getattr(get_method_class(run.spec.method), "budget_blocker", None)
-        size, full = run.train_size, n_all.get(run.task)
-        if not isinstance(size, int):  # "all" or a fraction of the full split
-            size = round(full * (size or 1.0)) if full else None
-        if check is None or run.role == "eval" or size is None:
+        full = n_all.get(run.task)
+        if check is None or run.role == "eval" or not (isinstance(run.train_size, int) or full):
             continue
-        n_train = size * (1 + len(run.spec.method_config.get("mix_tasks") or {}))
+        n_train = _train_examples(run, full) * _tasks_trained(run)
         rate = per_example.get((run.label, run.task), (0, None))[1]
         why = check(run.spec.method_config, n_train, rate)
         if why:

@@ -261,7 +261,7 @@ def plan_text(runs: list[PlannedRun], store: ResultStore) -> str:
     """The plan as a table with per-run status and estimated time."""
     lines = [f"{'status':7} {'est.':>8}  {'run id':60} deps"]
     todo_s = 0.0
-    n_todo = n_measured = 0
+    n_todo = n_measured = n_blocked = 0
     in_store = {run.id for run in runs if store.is_done(run.id)}
     measured = {run_id: float(store.rows[run_id].get("seconds") or 0) for run_id in in_store}
     n_all = full_train_sizes(store.rows.values())
@@ -280,13 +280,13 @@ def plan_text(runs: list[PlannedRun], store: ResultStore) -> str:
         lines.append(f"{status:7} {_fmt_seconds(est):>8}  {run.id:60} {deps}")
         if not done and run.id in blocked:
             lines.append(f"{'':17}! can only stop on budget: {blocked[run.id]}")
+            n_blocked += 1
     lines.append(
         f"{len(runs)} runs, {n_todo} to run, estimated {_fmt_seconds(todo_s)} "
         "(rough: per-method start-up + per train example/step + per evaluated example; "
         f"{n_measured} of the {n_todo} scaled by what this study's finished runs of the "
         "same method and task took, the others guessed for 2 idle CPU cores)"
     )
-    n_blocked = sum(1 for line in lines if line.lstrip().startswith("! can only"))
     if n_blocked:
         lines.append(
             f"{n_blocked} runs to do can only stop on budget (marked '!'): their scores "

@@ -16,8 +16,9 @@ from typing import Any
 
 MAX_INVALID = 0.10
 FINAL_STOPS = ("converged", "not_trained")
+RAISE_BUDGET = "raise epochs / max_steps / max_seconds"
 FIXES = {
-    "budget": "stopped on budget before converging: raise epochs / max_steps / max_seconds",
+    "budget": f"stopped on budget before converging: {RAISE_BUDGET}",
     "diverged": "diverged (non-finite loss): lower the learning rate",
     "failed": "failed: see its error",
     "unknown": "has no convergence record (training.json): re-run it with this ecomlm",
@@ -107,10 +108,10 @@ def budget_fix(run: Any) -> str:
         return FIXES["budget"]
     after = len(steps) - 1 - steps.index(training["best_step"])
     if after == 0:
-        return "stopped on budget while still improving: raise epochs / max_steps / max_seconds"
+        return f"stopped on budget while still improving: {RAISE_BUDGET}"
     return (
         f"stopped on budget {after} dev evaluation{'s' * (after > 1)} after its best, before "
-        "patience decided: raise epochs / max_steps / max_seconds, or evaluate more often"
+        f"patience decided: {RAISE_BUDGET}, or evaluate more often"
     )
 
 

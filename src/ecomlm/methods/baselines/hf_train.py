@@ -314,10 +314,10 @@ def param_groups(model: Any, lr: float, weight_decay: float) -> list[dict[str, A
     e.g. a CRF layer's transitions, which learn at a higher rate than the encoder)."""
     extra = model.extra_param_groups(lr) if hasattr(model, "extra_param_groups") else []
     taken = {id(p) for group in extra for p in group["params"]}
-    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad and id(p) not in taken]
+    params = [p for p in model.parameters() if p.requires_grad and id(p) not in taken]
     return [
-        {"params": [p for _, p in params if p.ndim >= 2], "weight_decay": weight_decay},
-        {"params": [p for _, p in params if p.ndim < 2], "weight_decay": 0.0},
+        {"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
+        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
         *extra,
     ]
 

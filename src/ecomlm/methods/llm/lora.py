@@ -123,6 +123,8 @@ class LoraMethod:
         cfg = config_from_dict(cls.Config, config, where="method 'lora': ")
         if cls.fits_nothing(config) or cfg.adapter_path:
             return None
+        if cfg.patience <= 0 or cfg.max_dev == 0:
+            return "early stopping is off (patience 0 or max_dev 0)"
         per_batch = cfg.batch_size * cfg.grad_accum
         per_epoch = max(1, math.ceil(n_train / per_batch))
         total = cfg.max_steps if cfg.max_steps is not None else math.ceil(cfg.epochs * per_epoch)
@@ -130,8 +132,6 @@ class LoraMethod:
         step = first_convergent_step(
             total, every, cfg.patience, math.ceil(cfg.min_epochs * per_epoch)
         )
-        if cfg.patience <= 0 or cfg.max_dev == 0:
-            return "early stopping is off (patience 0 or max_dev 0)"
         if step is None:
             return (
                 f"{total} steps ({per_epoch} an epoch) with dev every {every} steps cannot "

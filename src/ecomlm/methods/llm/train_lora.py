@@ -363,10 +363,10 @@ def dev_evaluator(method: Any, dev: list[Any] | None) -> tuple[str, Callable[[],
         return None
     per_task = max(1, cfg.max_dev // (1 + len(cfg.mix_tasks)))
     parts = [(method, dev_subset(dev, per_task, task), cfg.dev_metric or task.main_metric)]
-    for name, source in cfg.mix_tasks.items():
-        from ecomlm.data import load_splits
-        from ecomlm.tasks import get_task
+    from ecomlm.data import load_splits
+    from ecomlm.tasks import get_task
 
+    for name, source in cfg.mix_tasks.items():
         other, view = get_task(name), copy.copy(method)  # the same adapter, prompting `name`
         view.task = other
         subset = dev_subset(load_splits(name, source)["dev"], per_task, other)
