@@ -160,3 +160,30 @@ def test_thread_count_covers_prompt_processing(engine):
     # llama-cpp-python gives batch (prompt) processing every core unless told otherwise
     params = engine.llm.context_params
     assert params.n_threads == params.n_threads_batch == 1
+
+
+def test_context_is_the_models_own_so_long_few_shot_prompts_keep_their_demos(engine):
+    # At a fixed 2,048-token context, 15 % of the study's 4-shot ESCI prompts lost
+    # demonstrations that the transformers path (8,192) kept, so the two paths disagreed.
+    import random
+
+    from ecomlm.methods.icl.method import IclMethod
+    from ecomlm.methods.llm.engine import MAX_CONTEXT, trained_context
+    from ecomlm.tasks import get_task
+    from ecomlm.tasks.esci import EsciExample
+
+    assert trained_context(engine.path) == 8192
+    assert engine.context_limit == min(8192, MAX_CONTEXT)
+    rng = random.Random(0)
+
+    def noise() -> str:  # ~1 token per 2 characters: 4 demos + the query pass 2,048 tokens
+        return " ".join("".join(rng.choice("qxzjkv0123") for _ in range(5)) for _ in range(80))
+
+    pool = [EsciExample(f"query {i}", f"product {i}", "Exact", product_bullets=noise(),
+                        product_description=noise()) for i in range(6)]  # fmt: skip
+    config = IclMethod.Config(backend="local", model="smollm2", k=4, select="random",
+                              engine="llama.cpp", cache_dir="off")  # fmt: skip
+    method = IclMethod(get_task("esci"), config).fit(pool)
+    messages, used = method.prompts(pool[:1])
+    assert used == [4]
+    assert 2048 < method.backend().count_tokens(messages[0]) <= MAX_CONTEXT

@@ -74,6 +74,25 @@ def gguf_adapter(adapter: str | Path, base_gguf: Path) -> Path:
     return target if target.exists() else lora_to_gguf(folder, base_gguf, target)
 
 
+# The engine's context is the model's trained context up to this many tokens: the KV
+# cache is allocated for all of it (SmolLM2 at 8,192: ~190 MB), and 8,192 is what the
+# transformers path allows SmolLM2 too. A smaller context silently drops in-context
+# demonstrations (fit_demos trims to it): at 2,048, 15 % of the study's 4-shot ESCI
+# prompts kept 2 or 3 (session 10).
+MAX_CONTEXT = 8192
+
+
+def trained_context(path: Path) -> int:
+    """The context length a GGUF model was trained with (its ``*.context_length`` key)."""
+    import gguf
+
+    fields = gguf.GGUFReader(str(path)).fields
+    key = next((k for k in fields if k.endswith(".context_length")), None)
+    if key is None:
+        raise ValueError(f"{path}: no context_length in the GGUF metadata")
+    return int(fields[key].contents())
+
+
 def gguf_path(model: str) -> Path:
     """A GGUF file for a bundled model name (``smollm2``, ``gemma3``) or a ``.gguf`` path."""
     from ecomlm.models import BUNDLED_LLMS, gguf_file
@@ -97,7 +116,7 @@ class LlamaCppEngine:
     def __init__(
         self,
         model: str = "smollm2",
-        n_ctx: int = 2048,
+        n_ctx: int | None = None,
         threads: int | None = None,
         weights: str = "f32",
         adapter: str | Path | None = None,
@@ -113,6 +132,7 @@ class LlamaCppEngine:
         self.lora = gguf_adapter(adapter, self.path) if adapter else None
         threads = threads or int(os.environ.get("OMP_NUM_THREADS", "0")) or os.cpu_count() or 1
         lora = {"lora_path": str(self.lora)} if self.lora else {}
+        n_ctx = n_ctx or min(trained_context(self.path), MAX_CONTEXT)
         # n_threads_batch too: llama-cpp-python gives prompt processing every core otherwise,
         # so a single-threaded study worker took two (session 9)
         self.llm = Llama(model_path=str(self.path), n_ctx=n_ctx, n_threads=threads,
