@@ -137,6 +137,20 @@ def test_csv_with_list_fields_and_bad_rows(tmp_path, tiny_llama):
     assert {"value", "valid", "raw"} <= set(rows[4])
 
 
+def test_csv_with_an_unterminated_quote_is_a_row_error_not_a_crash(tmp_path):
+    # The ESCI-format sniff read the header with pandas, which tokenizes further and
+    # failed on the bad row with neither the file nor the line named.
+    from ecomlm.serve.batch import predict_file
+
+    run = classical_run(tmp_path / "run")
+    src = tmp_path / "items.csv"
+    src.write_text('query,product_title\n"charger,usb charger\n')
+    summary = predict_file(run, src, tmp_path / "preds.jsonl", progress=False)
+    rows = read_out(tmp_path / "preds.jsonl")
+    assert (summary.ok, summary.failed) == (0, 1)
+    assert rows[0]["row"] == 2 and "fewer cells" in rows[0]["error"]
+
+
 def test_cli_predict_matches_lora_method(tmp_path, tiny_llama):
     from typer.testing import CliRunner
 

@@ -142,10 +142,13 @@ def _dataset_rows(path: Path, task: Any) -> Iterator[Row] | None:
     if not reader:
         return None
     if path.suffix.lower() != ".parquet":
-        import pandas as pd
+        import csv
 
         sep = "\t" if path.suffix.lower() == ".tsv" else ","
-        columns = set(pd.read_csv(path, nrows=0, sep=sep).columns)
+        # the header line only: a malformed row further down is reported by the row reader
+        # with its line number (pandas fails on it here with no file or line named)
+        with open(path, encoding="utf-8", errors="replace", newline="") as f:
+            columns = set(next(csv.reader(f, delimiter=sep), []))
         if not columns & set(getattr(task, "dataset_columns", ())):
             return None
     from ecomlm.tasks.base import example_to_dict
