@@ -187,3 +187,30 @@ def test_context_is_the_models_own_so_long_few_shot_prompts_keep_their_demos(eng
     messages, used = method.prompts(pool[:1])
     assert used == [4]
     assert 2048 < method.backend().count_tokens(messages[0]) <= MAX_CONTEXT
+
+
+def test_gemma_tokenizer_matches_llama_cpp_on_task_prompts():
+    # the engine is fed ids from the Hugging Face tokenizer: they must be llama.cpp's own
+    from llama_cpp import Llama
+
+    from ecomlm.data import load_splits
+    from ecomlm.gguf_tokenizer import sentencepiece_bpe_backend
+    from ecomlm.methods.llm.causal_lm import prompt_text
+    from ecomlm.models import gguf_file
+    from ecomlm.tasks import get_task
+
+    try:
+        path = gguf_file("gemma3")
+    except (FileNotFoundError, ImportError) as e:
+        pytest.skip(str(e))
+    backend = sentencepiece_bpe_backend(path)
+    vocab = Llama(model_path=str(path), vocab_only=True, verbose=False)
+    texts = ["Don't: 3.5\" x 12-pack, 100% (black) — ünïcode 日本語 🙂", "  two  spaces\tand\n\n"]
+    for name in ("esci", "queryner", "review_summ", "desc_gen"):
+        task = get_task(name)
+        texts += [prompt_text(None, task.messages(ex)) + task.reference(ex)
+                  for ex in load_splits(name, "synthetic")["test"][:5]]  # fmt: skip
+    for text in texts:
+        ours = backend.encode(text, add_special_tokens=False).ids
+        assert ours == vocab.tokenize(text.encode(), add_bos=False, special=True), text[:60]
+    vocab.close()

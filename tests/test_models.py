@@ -42,3 +42,84 @@ def test_a_missing_part_names_the_install_command(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match="make install-mpnet"):
         models.encoder_path("mpnet")
     assert not (tmp_path / "models" / "mpnet").exists()
+
+
+def _spm_bpe_gguf(path):
+    """A GGUF holding only a SentencePiece-BPE vocabulary, scores = -merge rank (Gemma's
+    convention): ``abc`` is a late merge, so scored as log-probabilities it loses to a+b+c."""
+    import gguf
+
+    tokens = ["<pad>", "<eos>", "<bos>", "<unk>", "\n", "<0xC3>", "<0xA9>",
+              "▁", "a", "b", "c", "ab", "bc", "▁ab", "abc"]  # fmt: skip
+    types = [3, 3, 3, 2, 4, 6, 6] + [1] * 8
+    scores = [-1000.0] * 7 + [-1.0, -1.0, -1.0, -1.0, -10.0, -20.0, -40.0, -300.0]
+    writer = gguf.GGUFWriter(str(path), "gemma3")
+    writer.add_tokenizer_model("llama")
+    writer.add_token_list(tokens)
+    writer.add_token_scores(scores)
+    writer.add_token_types(types)
+    writer.add_unk_token_id(3)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def test_sentencepiece_bpe_vocabulary_is_merged_by_score_not_read_as_unigram(tmp_path):
+    from tokenizers import Tokenizer
+    from tokenizers.models import Unigram
+
+    from ecomlm.gguf_tokenizer import gguf_vocab, is_sentencepiece_bpe, sentencepiece_bpe_backend
+
+    path = _spm_bpe_gguf(tmp_path / "vocab.gguf")
+    assert is_sentencepiece_bpe(path)
+    backend = sentencepiece_bpe_backend(path)
+
+    def pieces(text: str) -> list[str]:
+        return backend.encode(text, add_special_tokens=False).tokens
+
+    # SentencePiece BPE: merge the adjacent pair whose result scores highest (ab, then abc)
+    assert pieces("abc") == ["abc"]
+    assert pieces("ab ab") == ["ab", "▁ab"]
+    assert pieces("abc\nab") == ["abc", "\n", "ab"]  # user-defined tokens are matched whole
+    assert pieces("é") == ["<0xC3>", "<0xA9>"]  # byte fallback
+    assert backend.decode(backend.encode("abc ab é").ids) == "abc ab é"
+    # what transformers builds from the same file (scores as log-probabilities): characters
+    _, tokens, scores, _ = gguf_vocab(path)
+    unigram = Tokenizer(Unigram(list(zip(tokens, scores, strict=True)), unk_id=3))
+    assert unigram.encode("abc").tokens == ["a", "b", "c"]
+
+
+def test_a_cache_made_with_the_unigram_conversion_is_repaired_once(tmp_path):
+    from tokenizers import Tokenizer
+    from tokenizers.models import Unigram
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    from ecomlm.gguf_tokenizer import gguf_vocab
+
+    path = _spm_bpe_gguf(tmp_path / "vocab.gguf")
+    _, tokens, scores, _ = gguf_vocab(path)
+    folder = tmp_path / "cache"
+    unigram = Tokenizer(Unigram(list(zip(tokens, scores, strict=True)), unk_id=3))
+    PreTrainedTokenizerFast(tokenizer_object=unigram, unk_token="<unk>").save_pretrained(folder)
+    assert AutoTokenizer.from_pretrained(folder).tokenize("abc") == ["a", "b", "c"]
+    models._repair_cached_tokenizer(folder, path)
+    assert AutoTokenizer.from_pretrained(folder).tokenize("abc") == ["abc"]
+    assert (folder / models.TOKENIZER_CHECKED).exists()  # llm_path checks a cache once
+
+
+def test_bundled_gemma_tokenizer_gives_llama_cpps_ids():
+    # llama.cpp's ids for the bundled Gemma-3 GGUF (llm.tokenize, no BOS): the reference
+    # the engine reads the same file with; transformers' own conversion gives 19 tokens.
+    from ecomlm.gguf_tokenizer import sentencepiece_bpe_backend
+
+    try:
+        gguf = models.gguf_file("gemma3")
+    except (FileNotFoundError, ImportError) as e:
+        pytest.skip(f"bundled Gemma-3 weights not installed: {e}")
+    backend = sentencepiece_bpe_backend(gguf)
+    text = "tastefully simple spinach and herb dip mix"
+    expected = [126746, 3846, 3606, 65051, 532, 29038, 12372, 6921]
+    assert backend.encode(text, add_special_tokens=False).ids == expected
+    assert backend.decode(expected) == text

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import tempfile
 from pathlib import Path
+from typing import Any
 
 from ecomlm.io import atomic_write_dir
 
@@ -123,16 +125,50 @@ def llm_path(name: str = "smollm2") -> str:
         return name
     target = cache_dir() / "models" / name
     if (target / "config.json").exists():
+        if not (target / TOKENIZER_CHECKED).exists():
+            _repair_cached_tokenizer(target, gguf_file(name))
         return str(target)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     gguf = gguf_file(name)
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    tokenizer = _right_tokenizer(AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name),
+                                 gguf)  # fmt: skip
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
 
     def write(tmp: Path) -> None:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+        (tmp / TOKENIZER_CHECKED).write_text("sentencepiece-bpe vocabularies as BPE\n")
 
     atomic_write_dir(target, write)  # a half-written cache is never picked up
     return str(target)
+
+
+# In a cache folder: its tokenizer was built (or repaired) by ``_right_tokenizer``.
+# Caches made before session 10 hold Gemma's tokenizer as transformers converted it
+# (a Unigram that splits words into characters, ``ecomlm.gguf_tokenizer``).
+TOKENIZER_CHECKED = "tokenizer.checked"
+
+
+def _right_tokenizer(tokenizer: Any, gguf: Path) -> Any:
+    """``tokenizer`` as transformers converted it from ``gguf``, on a BPE backend where
+    the GGUF's vocabulary is SentencePiece BPE and the conversion made it a Unigram."""
+    from ecomlm.gguf_tokenizer import is_sentencepiece_bpe, repaired_tokenizer
+
+    if type(tokenizer.backend_tokenizer.model).__name__ != "Unigram":
+        return tokenizer
+    return repaired_tokenizer(tokenizer, gguf) if is_sentencepiece_bpe(gguf) else tokenizer
+
+
+def _repair_cached_tokenizer(folder: Path, gguf: Path) -> None:
+    """Rewrite a cache folder's tokenizer files if ``_right_tokenizer`` changes them; each
+    file is replaced atomically, so a reader sees the old tokenizer or the new one."""
+    from transformers import AutoTokenizer
+
+    cached = AutoTokenizer.from_pretrained(folder)
+    right = _right_tokenizer(cached, gguf)
+    if right is not cached:
+        with tempfile.TemporaryDirectory(dir=folder.parent) as tmp:
+            for written in right.save_pretrained(tmp):
+                os.replace(written, folder / Path(written).name)
+    (folder / TOKENIZER_CHECKED).write_text("sentencepiece-bpe vocabularies as BPE\n")

@@ -1,0 +1,102 @@
+"""The Hugging Face tokenizer of a SentencePiece-BPE GGUF model (Gemma), built right.
+
+transformers (4.57) converts a Gemma GGUF's vocabulary into a *Unigram* model and reads
+the GGUF scores as log-probabilities. In a SentencePiece-BPE vocabulary those scores are
+merge priorities (minus the merge rank: ``st`` -46, ``taste`` -126,252), so Unigram
+prefers the shortest pieces and splits text almost into characters: "tastefully simple
+spinach" became 19 tokens (``ta st ef ul ly ▁s im ple ...``) where llama.cpp, reading
+the same file, makes 8. A model fine-tuned or prompted through that tokenizer sees text
+it was never trained on.
+
+Here the vocabulary becomes what it is, a BPE: each normal piece's splits into two
+pieces are merges, ranked by the merged piece's score (SentencePiece's rule: merge the
+adjacent pair whose result scores highest), with byte fallback, spaces as ``▁``, control
+tokens special and user-defined ones (newline runs) matched whole, as llama.cpp does.
+``tests/test_models.py`` checks its ids against llama.cpp's on real text.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+# llama.cpp token types (``llama_token_type``)
+NORMAL, CONTROL, USER_DEFINED = 1, 3, 4
+
+
+def gguf_vocab(path: Path) -> tuple[str, list[str], list[float], list[int]]:
+    """(tokenizer model name, tokens, scores, token types) from a GGUF's metadata."""
+    import gguf
+
+    fields = gguf.GGUFReader(str(path)).fields
+
+    def field(key: str) -> Any:
+        return fields[key].contents() if key in fields else None
+
+    return (
+        field("tokenizer.ggml.model") or "",
+        list(field("tokenizer.ggml.tokens") or []),
+        list(field("tokenizer.ggml.scores") or []),
+        list(field("tokenizer.ggml.token_type") or []),
+    )
+
+
+def is_sentencepiece_bpe(path: Path) -> bool:
+    """A GGUF whose vocabulary is SentencePiece BPE (``llama`` model) without merges."""
+    import gguf
+
+    fields = gguf.GGUFReader(str(path)).fields
+    model = fields.get("tokenizer.ggml.model")
+    return (
+        model is not None and model.contents() == "llama" and "tokenizer.ggml.merges" not in fields
+    )
+
+
+def bpe_merges(tokens: list[str], scores: list[float], types: list[int]) -> list[tuple[str, str]]:
+    """Every split of a normal piece into two pieces, highest-scoring result first."""
+    vocab = {t: i for i, t in enumerate(tokens)}
+    ranked = sorted((i for i, k in enumerate(types) if k == NORMAL), key=lambda i: -scores[i])
+    merges = []
+    for i in ranked:
+        piece = tokens[i]
+        merges += [(piece[:k], piece[k:]) for k in range(1, len(piece))
+                   if piece[:k] in vocab and piece[k:] in vocab]  # fmt: skip
+    return merges
+
+
+def sentencepiece_bpe_backend(path: Path) -> Any:
+    """A ``tokenizers.Tokenizer`` for the SentencePiece-BPE vocabulary of GGUF ``path``."""
+    from tokenizers import AddedToken, Tokenizer, decoders, normalizers
+    from tokenizers.models import BPE
+
+    _, tokens, scores, types = gguf_vocab(path)
+    vocab = {t: i for i, t in enumerate(tokens)}
+    unk = "<unk>" if "<unk>" in vocab else None
+    backend = Tokenizer(BPE(vocab, bpe_merges(tokens, scores, types), unk_token=unk,
+                            fuse_unk=True, byte_fallback=True))  # fmt: skip
+    backend.normalizer = normalizers.Replace(" ", "▁")
+    backend.decoder = decoders.Sequence(
+        [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse()]
+    )
+    kinds = list(zip(tokens, types, strict=True))
+    backend.add_special_tokens(
+        [AddedToken(t, special=True, normalized=False) for t, k in kinds if k == CONTROL]
+    )
+    backend.add_tokens(
+        [AddedToken(t, special=False, normalized=False) for t, k in kinds if k == USER_DEFINED]
+    )
+    return backend
+
+
+def repaired_tokenizer(loaded: Any, path: Path) -> Any:
+    """``loaded`` (transformers' tokenizer of GGUF ``path``) on the BPE backend, with its
+    special tokens, chat template and BOS/EOS behaviour kept."""
+    fixed = type(loaded)(
+        tokenizer_object=sentencepiece_bpe_backend(path),
+        bos_token=loaded.bos_token, eos_token=loaded.eos_token, unk_token=loaded.unk_token,
+        pad_token=loaded.pad_token, add_bos_token=getattr(loaded, "add_bos_token", True),
+        add_eos_token=getattr(loaded, "add_eos_token", False),
+    )  # fmt: skip
+    fixed.chat_template = loaded.chat_template
+    fixed.model_max_length = loaded.model_max_length
+    return fixed
