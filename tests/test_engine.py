@@ -189,28 +189,52 @@ def test_context_is_the_models_own_so_long_few_shot_prompts_keep_their_demos(eng
     assert 2048 < method.backend().count_tokens(messages[0]) <= MAX_CONTEXT
 
 
-def test_gemma_tokenizer_matches_llama_cpp_on_task_prompts():
-    # the engine is fed ids from the Hugging Face tokenizer: they must be llama.cpp's own
+@pytest.fixture(scope="module")
+def gemma_vocabs():
+    """(our tokenizer backend, llama.cpp's vocabulary) for the bundled Gemma-3 GGUF."""
     from llama_cpp import Llama
 
-    from ecomlm.data import load_splits
     from ecomlm.gguf_tokenizer import sentencepiece_bpe_backend
-    from ecomlm.methods.llm.causal_lm import prompt_text
     from ecomlm.models import gguf_file
-    from ecomlm.tasks import get_task
 
     try:
         path = gguf_file("gemma3")
     except (FileNotFoundError, ImportError) as e:
         pytest.skip(str(e))
-    backend = sentencepiece_bpe_backend(path)
     vocab = Llama(model_path=str(path), vocab_only=True, verbose=False)
+    yield sentencepiece_bpe_backend(path), vocab
+    vocab.close()
+
+
+def _assert_same_ids(gemma_vocabs, texts: list[str]) -> None:
+    # the engine is fed ids from the Hugging Face tokenizer: they must be llama.cpp's own
+    backend, vocab = gemma_vocabs
+    for text in texts:
+        ours = backend.encode(text, add_special_tokens=False).ids
+        assert ours == vocab.tokenize(text.encode(), add_bos=False, special=True), text[:60]
+
+
+def test_gemma_tokenizer_matches_llama_cpp_on_task_prompts(gemma_vocabs):
+    from ecomlm.data import load_splits
+    from ecomlm.methods.llm.causal_lm import prompt_text
+    from ecomlm.tasks import get_task
+
     texts = ["Don't: 3.5\" x 12-pack, 100% (black) — ünïcode 日本語 🙂", "  two  spaces\tand\n\n"]
     for name in ("esci", "queryner", "review_summ", "desc_gen"):
         task = get_task(name)
         texts += [prompt_text(None, task.messages(ex)) + task.reference(ex)
                   for ex in load_splits(name, "synthetic")["test"][:5]]  # fmt: skip
-    for text in texts:
-        ours = backend.encode(text, add_special_tokens=False).ids
-        assert ours == vocab.tokenize(text.encode(), add_bos=False, special=True), text[:60]
-    vocab.close()
+    _assert_same_ids(gemma_vocabs, texts)
+
+
+def test_gemma_tokenizer_matches_llama_cpp_on_real_esci_text(gemma_vocabs, data_dir):
+    from ecomlm.data import load_splits
+
+    csv = data_dir / "esci_joined" / "esci_us_joined.csv"
+    if not csv.exists():
+        pytest.skip(f"{csv} not found")
+    texts = []
+    for ex in load_splits("esci", f"esci:{csv}")["test"][:300]:
+        texts += [ex.query, ex.product_title, ex.product_bullets, ex.product_description]
+    assert len(texts) == 1200
+    _assert_same_ids(gemma_vocabs, texts)
