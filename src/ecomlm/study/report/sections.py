@@ -191,7 +191,9 @@ def _cost_section(runs: list[Run], tasks: list[str], labels: list[str]) -> list[
             "cost.json (at the headline train size). Peak memory is the process's peak: with "
             "the default in-process runner it includes earlier runs, so it is an upper bound; "
             "`ecomlm study --isolate` measures each run in its own process. Wall and CPU "
-            "seconds cover the whole run (load, fit, predict, score). Mixed-task LoRA "
+            "seconds cover the whole run (load, fit, predict, score) in the process that "
+            "finished it: a run resumed from a checkpoint counts its earlier processes in "
+            "train s only. Mixed-task LoRA "
             "rows for tasks other than the first load the adapter trained in the first task's "
             "run, whose train time is the one to count.",
         ),
