@@ -12,7 +12,8 @@ Here the vocabulary becomes what it is, a BPE: each normal piece's splits into t
 pieces are merges, ranked by the merged piece's score (SentencePiece's rule: merge the
 adjacent pair whose result scores highest), with byte fallback, spaces as ``▁``, control
 tokens special and user-defined ones (newline runs) matched whole, as llama.cpp does.
-``tests/test_models.py`` checks its ids against llama.cpp's on real text.
+Its ids equal llama.cpp's (tests/test_models.py: llama.cpp's ids as golden values;
+tests/test_engine.py: live, on task prompts and real ESCI text).
 """
 
 from __future__ import annotations

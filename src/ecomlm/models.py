@@ -138,7 +138,7 @@ def llm_path(name: str = "smollm2") -> str:
     def write(tmp: Path) -> None:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        (tmp / TOKENIZER_CHECKED).write_text("sentencepiece-bpe vocabularies as BPE\n")
+        (tmp / TOKENIZER_CHECKED).write_text(CHECKED_NOTE)
 
     atomic_write_dir(target, write)  # a half-written cache is never picked up
     return str(target)
@@ -148,6 +148,7 @@ def llm_path(name: str = "smollm2") -> str:
 # Caches made before session 10 hold Gemma's tokenizer as transformers converted it
 # (a Unigram that splits words into characters, ``ecomlm.gguf_tokenizer``).
 TOKENIZER_CHECKED = "tokenizer.checked"
+CHECKED_NOTE = "SentencePiece-BPE vocabularies built as BPE (ecomlm.gguf_tokenizer)\n"
 
 
 def _right_tokenizer(tokenizer: Any, gguf: Path) -> Any:
@@ -171,4 +172,4 @@ def _repair_cached_tokenizer(folder: Path, gguf: Path) -> None:
         with tempfile.TemporaryDirectory(dir=folder.parent) as tmp:
             for written in right.save_pretrained(tmp):
                 os.replace(written, folder / Path(written).name)
-    (folder / TOKENIZER_CHECKED).write_text("sentencepiece-bpe vocabularies as BPE\n")
+    (folder / TOKENIZER_CHECKED).write_text(CHECKED_NOTE)
