@@ -194,7 +194,7 @@ def gemma_vocabs():
     """(our tokenizer backend, llama.cpp's vocabulary) for the bundled Gemma-3 GGUF."""
     from llama_cpp import Llama
 
-    from ecomlm.gguf_tokenizer import sentencepiece_bpe_backend
+    from ecomlm.gguf_tokenizer import gguf_vocab, sentencepiece_bpe_backend
     from ecomlm.models import gguf_file
 
     try:
@@ -202,7 +202,7 @@ def gemma_vocabs():
     except (FileNotFoundError, ImportError) as e:
         pytest.skip(str(e))
     vocab = Llama(model_path=str(path), vocab_only=True, verbose=False)
-    yield sentencepiece_bpe_backend(path), vocab
+    yield sentencepiece_bpe_backend(gguf_vocab(path)), vocab
     vocab.close()
 
 

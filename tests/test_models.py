@@ -72,9 +72,9 @@ def test_sentencepiece_bpe_vocabulary_is_merged_by_score_not_read_as_unigram(tmp
 
     from ecomlm.gguf_tokenizer import gguf_vocab, is_sentencepiece_bpe, sentencepiece_bpe_backend
 
-    path = _spm_bpe_gguf(tmp_path / "vocab.gguf")
-    assert is_sentencepiece_bpe(path)
-    backend = sentencepiece_bpe_backend(path)
+    vocab = gguf_vocab(_spm_bpe_gguf(tmp_path / "vocab.gguf"))
+    assert is_sentencepiece_bpe(vocab)
+    backend = sentencepiece_bpe_backend(vocab)
 
     def pieces(text: str) -> list[str]:
         return backend.encode(text, add_special_tokens=False).tokens
@@ -86,8 +86,7 @@ def test_sentencepiece_bpe_vocabulary_is_merged_by_score_not_read_as_unigram(tmp
     assert pieces("é") == ["<0xC3>", "<0xA9>"]  # byte fallback
     assert backend.decode(backend.encode("abc ab é").ids) == "abc ab é"
     # what transformers builds from the same file (scores as log-probabilities): characters
-    _, tokens, scores, _ = gguf_vocab(path)
-    unigram = Tokenizer(Unigram(list(zip(tokens, scores, strict=True)), unk_id=3))
+    unigram = Tokenizer(Unigram(list(zip(vocab.tokens, vocab.scores, strict=True)), unk_id=3))
     assert unigram.encode("abc").tokens == ["a", "b", "c"]
 
 
@@ -99,9 +98,9 @@ def test_a_cache_made_with_the_unigram_conversion_is_repaired_once(tmp_path):
     from ecomlm.gguf_tokenizer import gguf_vocab
 
     path = _spm_bpe_gguf(tmp_path / "vocab.gguf")
-    _, tokens, scores, _ = gguf_vocab(path)
+    vocab = gguf_vocab(path)
     folder = tmp_path / "cache"
-    unigram = Tokenizer(Unigram(list(zip(tokens, scores, strict=True)), unk_id=3))
+    unigram = Tokenizer(Unigram(list(zip(vocab.tokens, vocab.scores, strict=True)), unk_id=3))
     PreTrainedTokenizerFast(tokenizer_object=unigram, unk_token="<unk>").save_pretrained(folder)
     assert AutoTokenizer.from_pretrained(folder).tokenize("abc") == ["a", "b", "c"]
     models._repair_cached_tokenizer(folder, path)
@@ -112,13 +111,13 @@ def test_a_cache_made_with_the_unigram_conversion_is_repaired_once(tmp_path):
 def test_bundled_gemma_tokenizer_gives_llama_cpps_ids():
     # llama.cpp's ids for the bundled Gemma-3 GGUF (llm.tokenize, no BOS): the reference
     # the engine reads the same file with; transformers' own conversion gives 19 tokens.
-    from ecomlm.gguf_tokenizer import sentencepiece_bpe_backend
+    from ecomlm.gguf_tokenizer import gguf_vocab, sentencepiece_bpe_backend
 
     try:
         gguf = models.gguf_file("gemma3")
     except (FileNotFoundError, ImportError) as e:
         pytest.skip(f"bundled Gemma-3 weights not installed: {e}")
-    backend = sentencepiece_bpe_backend(gguf)
+    backend = sentencepiece_bpe_backend(gguf_vocab(gguf))
     text = "tastefully simple spinach and herb dip mix"
     expected = [126746, 3846, 3606, 65051, 532, 29038, 12372, 6921]
     assert backend.encode(text, add_special_tokens=False).ids == expected

@@ -19,38 +19,37 @@ tests/test_engine.py: live, on task prompts and real ESCI text).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 # llama.cpp token types (``llama_token_type``)
 NORMAL, CONTROL, USER_DEFINED = 1, 3, 4
 
 
-def gguf_vocab(path: Path) -> tuple[str, list[str], list[float], list[int]]:
-    """(tokenizer model name, tokens, scores, token types) from a GGUF's metadata."""
-    import gguf
+class GgufVocab(NamedTuple):
+    model: str  # tokenizer.ggml.model: "llama" = SentencePiece, "gpt2" = byte-level BPE
+    tokens: list[str]
+    scores: list[float]
+    types: list[int]
+    has_merges: bool
 
-    fields = gguf.GGUFReader(str(path)).fields
 
-    def field(key: str) -> Any:
-        return fields[key].contents() if key in fields else None
+def gguf_vocab(path: Path) -> GgufVocab:
+    """The tokenizer part of a GGUF's metadata (one parse of the file)."""
+    from ecomlm.models import gguf_metadata
 
-    return (
+    field = gguf_metadata(path)
+    return GgufVocab(
         field("tokenizer.ggml.model") or "",
         list(field("tokenizer.ggml.tokens") or []),
         list(field("tokenizer.ggml.scores") or []),
         list(field("tokenizer.ggml.token_type") or []),
+        field("tokenizer.ggml.merges") is not None,
     )
 
 
-def is_sentencepiece_bpe(path: Path) -> bool:
-    """A GGUF whose vocabulary is SentencePiece BPE (``llama`` model) without merges."""
-    import gguf
-
-    fields = gguf.GGUFReader(str(path)).fields
-    model = fields.get("tokenizer.ggml.model")
-    return (
-        model is not None and model.contents() == "llama" and "tokenizer.ggml.merges" not in fields
-    )
+def is_sentencepiece_bpe(vocab: GgufVocab) -> bool:
+    """A SentencePiece-BPE vocabulary (``llama`` model) that ships no merges."""
+    return vocab.model == "llama" and not vocab.has_merges
 
 
 def bpe_merges(tokens: list[str], scores: list[float], types: list[int]) -> list[tuple[str, str]]:
@@ -65,15 +64,15 @@ def bpe_merges(tokens: list[str], scores: list[float], types: list[int]) -> list
     return merges
 
 
-def sentencepiece_bpe_backend(path: Path) -> Any:
-    """A ``tokenizers.Tokenizer`` for the SentencePiece-BPE vocabulary of GGUF ``path``."""
+def sentencepiece_bpe_backend(vocab: GgufVocab) -> Any:
+    """A ``tokenizers.Tokenizer`` for a GGUF's SentencePiece-BPE vocabulary."""
     from tokenizers import AddedToken, Tokenizer, decoders, normalizers
     from tokenizers.models import BPE
 
-    _, tokens, scores, types = gguf_vocab(path)
-    vocab = {t: i for i, t in enumerate(tokens)}
-    unk = "<unk>" if "<unk>" in vocab else None
-    backend = Tokenizer(BPE(vocab, bpe_merges(tokens, scores, types), unk_token=unk,
+    tokens, scores, types = vocab.tokens, vocab.scores, vocab.types
+    ids = {t: i for i, t in enumerate(tokens)}
+    unk = "<unk>" if "<unk>" in ids else None
+    backend = Tokenizer(BPE(ids, bpe_merges(tokens, scores, types), unk_token=unk,
                             fuse_unk=True, byte_fallback=True))  # fmt: skip
     backend.normalizer = normalizers.Replace(" ", "▁")
     backend.decoder = decoders.Sequence(
@@ -89,11 +88,11 @@ def sentencepiece_bpe_backend(path: Path) -> Any:
     return backend
 
 
-def repaired_tokenizer(loaded: Any, path: Path) -> Any:
-    """``loaded`` (transformers' tokenizer of GGUF ``path``) on the BPE backend, with its
-    special tokens, chat template and BOS/EOS behaviour kept."""
+def repaired_tokenizer(loaded: Any, vocab: GgufVocab) -> Any:
+    """``loaded`` (transformers' tokenizer of the GGUF ``vocab`` came from) on the BPE
+    backend, with its special tokens, chat template and BOS/EOS behaviour kept."""
     fixed = type(loaded)(
-        tokenizer_object=sentencepiece_bpe_backend(path),
+        tokenizer_object=sentencepiece_bpe_backend(vocab),
         bos_token=loaded.bos_token, eos_token=loaded.eos_token, unk_token=loaded.unk_token,
         pad_token=loaded.pad_token, add_bos_token=getattr(loaded, "add_bos_token", True),
         add_eos_token=getattr(loaded, "add_eos_token", False),

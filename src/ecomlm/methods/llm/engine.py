@@ -15,6 +15,7 @@ minutes); without it ``engine_available()`` is False and callers use transformer
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 from collections.abc import Sequence
@@ -82,15 +83,16 @@ def gguf_adapter(adapter: str | Path, base_gguf: Path) -> Path:
 MAX_CONTEXT = 8192
 
 
+@functools.lru_cache(maxsize=8)  # the parse takes seconds; a server opens one file often
 def trained_context(path: Path) -> int:
-    """The context length a GGUF model was trained with (its ``*.context_length`` key)."""
-    import gguf
+    """The context length a GGUF model was trained with (``<arch>.context_length``)."""
+    from ecomlm.models import gguf_metadata
 
-    fields = gguf.GGUFReader(str(path)).fields
-    key = next((k for k in fields if k.endswith(".context_length")), None)
-    if key is None:
+    field = gguf_metadata(path)
+    value = field(f"{field('general.architecture')}.context_length")
+    if value is None:
         raise ValueError(f"{path}: no context_length in the GGUF metadata")
-    return int(fields[key].contents())
+    return int(value)
 
 
 def gguf_path(model: str) -> Path:

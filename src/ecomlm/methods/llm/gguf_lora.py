@@ -28,15 +28,9 @@ def _permute(rows: np.ndarray, n_head: int) -> np.ndarray:
 
 
 def _base_info(base_gguf: Path) -> dict:
-    from gguf import GGUFReader
+    from ecomlm.models import gguf_metadata
 
-    reader = GGUFReader(str(base_gguf))
-
-    def field(key: str) -> object:
-        f = reader.fields[key]
-        value = f.parts[f.data[0]]
-        return bytes(value).decode() if value.dtype == np.uint8 else value.item()
-
+    field = gguf_metadata(base_gguf)
     arch = field("general.architecture")
     return {
         "arch": arch,
