@@ -35,7 +35,7 @@ class GgufVocab(NamedTuple):
 
 def gguf_vocab(path: Path) -> GgufVocab:
     """The tokenizer part of a GGUF's metadata (one parse of the file)."""
-    from ecomlm.models import gguf_metadata
+    from ecomlm.io import gguf_metadata
 
     field = gguf_metadata(path)
     return GgufVocab(

