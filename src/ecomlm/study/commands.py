@@ -27,6 +27,10 @@ def study(
     force_new_config: bool = typer.Option(
         False, "--force-new-config", help="Continue a study folder made with another config."
     ),
+    archive: Path | None = typer.Option(
+        None, "--archive", help="Ledger of finished runs to restore from and write to "
+        "(default: the config's `archive`)."
+    ),
 ) -> None:
     """Run (or resume) a comparison study: every run of the grid, then the report."""
     from ecomlm.study.config import StudyConfigError, load_study
@@ -50,6 +54,7 @@ def study(
             only=only or None,
             time_budget_s=time_budget,
             force_new_config=force_new_config,
+            archive=archive,
         )
     except StudyConfigError as e:
         typer.echo(f"error: {e}", err=True)
@@ -85,6 +90,10 @@ def report(
     json_out: Path | None = typer.Option(
         None, "--json", help="Also write one JSON record per run (score, CI, stop reason...)."
     ),
+    keep_earlier: bool = typer.Option(
+        False, "--keep-earlier", help="In --json, keep the existing file's record of a run "
+        "this folder no longer has finished (marked earlier_record)."
+    ),
 ) -> None:
     """Write report.md and a self-contained report.html for a study folder."""
     from ecomlm.io import read_yaml
@@ -98,12 +107,16 @@ def report(
     path = write_report(runs_dir, out, n_boot=n_boot, seed=seed, budget_s=budget_s)
     typer.echo(f"report: {path} and {path.with_suffix('.html')}")
     if json_out is not None:
-        from ecomlm.io import write_json
+        from ecomlm.io import read_json, write_json
         from ecomlm.study.report import load_runs, run_summaries
+        from ecomlm.study.report.loading import with_earlier_records
 
         # the same resamples as the report: the cached statistics are reused
         runs = load_runs(runs_dir, n_boot=n_boot, seed=seed, budget_s=budget_s)
-        write_json(json_out, {"study": runs_dir.name, "runs": run_summaries(runs)})
+        records = run_summaries(runs)
+        if keep_earlier and json_out.exists():
+            records = with_earlier_records(records, read_json(json_out).get("runs") or [])
+        write_json(json_out, {"study": runs_dir.name, "runs": records})
         typer.echo(f"runs: {json_out}")
 
 

@@ -194,6 +194,9 @@ class StudyConfig(_Strict):
     # seconds per run for CIs of secondary corpus-level metrics (e.g. macro-F1, BLEU)
     bootstrap_budget_s: float = Field(default=5.0, ge=0)
     report: bool = True  # write the report when the study ends
+    # folder of the committed ledger of finished runs (``ecomlm.study.archive``): a study
+    # folder lost with its machine is restored from it; None: no ledger
+    archive: str | None = None
     tuning: TuningConfig | None = None  # None: each method's configured lr, one trial
 
     @field_validator("train_sizes")

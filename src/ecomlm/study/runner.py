@@ -5,15 +5,15 @@
 * Each run writes its own folder ``<study>/<run-id>/`` through ``execute_run``.
 * Resume: a run whose row is ``done`` and whose ``metrics.json`` exists is skipped;
   failed, skipped and unfinished runs are run again. A crash or Ctrl-C loses at
-  most the run in progress (rows are written after each run, atomically).
+  most the run in progress (rows are written after each run, atomically); a lost
+  study folder is restored from the config's ``archive`` (``study.archive``).
 * A failing run is recorded ``failed`` with its traceback (also in ``error.txt``
   in its folder) and the study goes on.
 
 Executors are small functions ``(jobs) -> iterator of results``: ``local`` runs
-jobs one after another in this process; ``subprocess`` runs each job in a fresh
-Python process (honest peak memory per run, and a crash of one run cannot take
-the study down). A distributed executor (Ray, SLURM) is one more such function:
-submit ``run_job`` for every job of a wave and yield results as they complete.
+jobs one after another in this process; ``subprocess`` in a fresh Python process
+each (honest peak memory; a crashing run cannot take the study down); a distributed
+one (Ray, SLURM) submits ``run_job`` for every job of a wave, yields as they finish.
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ from typing import Any
 
 from ecomlm.io import atomic_write_text, read_json, read_yaml, write_json, write_yaml
 from ecomlm.redact import redact
+from ecomlm.study.archive import lacks_model, save_run
+from ecomlm.study.archive import sync as sync_archive
 from ecomlm.study.config import StudyConfig, StudyConfigError
 from ecomlm.study.grid import PlannedRun, budget_blockers, calibrated_estimates, expand, waves
 from ecomlm.study.store import CONFIG_FILE, PLAN_FILE, ResultStore, run_finished
@@ -227,18 +229,12 @@ def make_job(
     return Job(run.id, str(run_dir), spec, n_boot, boot_seed, boot_budget_s)
 
 
+_META_FIELDS = ("label", "entry", "family", "task", "train_size", "seed", "k", "role", "deps")
+
+
 def _meta(run: PlannedRun) -> dict[str, Any]:
-    return {
-        "label": run.label,
-        "entry": run.entry,
-        "family": run.family,
-        "task": run.task,
-        "train_size": run.train_size,
-        "seed": run.seed,
-        "k": run.k,
-        "role": run.role,
-        "deps": run.deps,
-    }
+    """The planned run's fields that its results-store row carries."""
+    return {name: getattr(run, name) for name in _META_FIELDS}
 
 
 def _fmt_seconds(s: float) -> str:
@@ -310,12 +306,15 @@ def run_study(
     only: list[str] | None = None,
     time_budget_s: float | None = None,
     force_new_config: bool = False,
+    archive: str | Path | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) every run of the study; returns counts and the report path.
 
     ``only``: run ids matching any of these shell patterns (e.g. ``esci-*``) run this
     time, the others stay to do. ``time_budget_s``: start no new run after this many
-    seconds (a long study runs in chunks; the next call resumes)."""
+    seconds (a long study runs in chunks; the next call resumes). ``archive`` (default:
+    the config's ``archive``): the committed ledger of finished runs (``study.archive``),
+    restored from before and written to after each run."""
     from tqdm.auto import tqdm
 
     study_dir = study_dir_for(cfg, out)
@@ -337,6 +336,11 @@ def run_study(
         raise
     for run in runs:
         store.adopt_finished(run.id, _meta(run))
+    archive_dir = archive if archive is not None else cfg.archive
+    if archive_dir:
+        synced = sync_archive(study_dir, archive_dir, store, {r.id: _meta(r) for r in runs}, log)
+        log(f"archive {archive_dir}: {synced['restored']} runs restored, "
+            f"{synced['archived']} archived")  # fmt: skip
     write_yaml(study_dir / CONFIG_FILE, cfg.model_dump(mode="json"))
     write_json(study_dir / PLAN_FILE, {"name": cfg.name, "runs": [r.to_dict() for r in runs]})
     run_fn = get_executor(executor) if isinstance(executor, str) else executor
@@ -348,9 +352,11 @@ def run_study(
         f"-> {study_dir}")  # fmt: skip
     bar = tqdm(total=len(todo), desc=f"study {cfg.name}", unit="run", position=0)
     try:
-        counts = _run_waves(runs, chosen, store, run_fn, cfg, deadline, bar, log)
+        counts = _run_waves(runs, chosen, store, run_fn, cfg, deadline, bar, log, archive_dir)
     finally:
         bar.close()
+        if archive_dir:  # runs finished after an interruption or by a parallel executor
+            sync_archive(study_dir, archive_dir, store, {r.id: _meta(r) for r in runs}, log)
         lock.close()
     summary: dict[str, Any] = {"study_dir": str(study_dir), "runs": len(runs), **counts}
     planned = {r.id for r in runs}
@@ -370,6 +376,7 @@ def run_study(
 def _run_waves(
     runs: list[PlannedRun], chosen: set[str], store: ResultStore, run_fn: Executor,
     cfg: StudyConfig, deadline: float | None, bar: Any, log: Callable[[str], None],
+    archive_dir: str | Path | None = None,
 ) -> dict[str, int]:  # fmt: skip
     """Run the chosen, unfinished runs wave by wave (a run after the runs it needs);
     a run whose dependencies did not finish is recorded as skipped."""
@@ -382,9 +389,12 @@ def _run_waves(
             if store.is_done(run.id) or run.id not in chosen:
                 continue
             missing = [d for d in run.deps if not store.is_done(d)]
-            if missing:
-                store.put(run.id, **_meta(run), status="skipped",
-                          error=f"dependencies not finished: {', '.join(missing)}")  # fmt: skip
+            modelless = [d for d in run.deps if d not in missing and lacks_model(store, d)]
+            if missing or modelless:
+                why = (f"dependencies not finished: {', '.join(missing)}" if missing else
+                       f"restored from the archive without the model this run needs: "
+                       f"{', '.join(modelless)} (delete its archive file to re-run it)")
+                store.put(run.id, **_meta(run), status="skipped", error=why)  # fmt: skip
                 counts["skipped"] += 1
                 bar.update(1)
                 continue
@@ -397,7 +407,9 @@ def _run_waves(
         results = run_fn(jobs)
         for result in results:
             run = by_id[result["id"]]
-            store.put(run.id, **_meta(run), **_result_fields(result))
+            row = store.put(run.id, **_meta(run), **_result_fields(result))
+            if archive_dir and result["status"] == "done":
+                save_run(store.dir, run.id, row, archive_dir)
             counts[result["status"]] += 1
             bar.update(1)
             bar.write(_result_line(run, result))
@@ -428,9 +440,9 @@ def _check_same_config(study_dir: Path, cfg: StudyConfig, force: bool) -> None:
 
 
 def _without_unset(config: dict) -> dict:
-    """Top-level keys set to null dropped: an option added in a later version compares
-    equal to its absence in an older study folder."""
-    return {k: v for k, v in config.items() if v is not None}
+    """Top-level keys set to null dropped (an option added in a later version compares
+    equal to its absence in an older study folder), and where results are archived."""
+    return {k: v for k, v in config.items() if v is not None and k != "archive"}
 
 
 def _lock(study_dir: Path) -> Any:

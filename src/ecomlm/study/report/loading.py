@@ -301,5 +301,21 @@ def run_summaries(runs: list[Run]) -> list[dict[str, Any]]:
     return out
 
 
+def with_earlier_records(
+    records: list[dict[str, Any]], earlier: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """``records`` where a run not done now was done in ``earlier`` (the same run id: the
+    same spec) takes that record, marked ``earlier_record``: its folder is gone (e.g. a
+    machine lost before the study archive existed), so it has no predictions for paired
+    tests, but its numbers stand."""
+    done_before = {r["id"]: r for r in earlier if r.get("status") == "done"}
+    return [
+        {**done_before[r["id"]], "earlier_record": True}
+        if r.get("status") != "done" and r["id"] in done_before
+        else r
+        for r in records
+    ]
+
+
 def _num(x: Any) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else round(float(x), 5)

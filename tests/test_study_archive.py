@@ -1,0 +1,121 @@
+"""The study's committed ledger (``ecomlm.study.archive``): a study folder lost with its
+machine comes back from the archive without re-running a fit, and the archive holds no
+input or gold answer of the data."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from test_study_runner import _fits, _rows, _write
+from test_study_runner import fake as fake_methods_and_data  # noqa: F401 - the fixture
+
+from ecomlm.io import read_jsonl
+
+pytestmark = pytest.mark.usefixtures("fake_methods_and_data")
+
+
+def _config(tmp_path, log, merge=False):
+    data = {
+        "name": "ledger",
+        "train_sizes": [32],
+        "max_eval": 20,
+        "bootstrap": 50,
+        "archive": str(tmp_path / "ledger"),
+        "tasks": [{"name": "esci"}, {"name": "queryner"}],
+        "methods": [
+            {"name": "classical", "tasks": ["esci"]},
+            {"name": "lora", "config": {"log": str(log)}},
+            {"name": "lora", "label": "lora-b", "tasks": ["esci"], "config": {"log": str(log)}},
+        ],
+    }
+    if merge:
+        data["merges"] = [{"label": "soup", "tasks": ["esci"], "adapters": ["lora", "lora-b"]}]
+    return _write(tmp_path, data)
+
+
+def test_a_lost_study_folder_is_restored_from_the_archive_without_refitting(tmp_path):
+    from ecomlm.study.config import load_study
+    from ecomlm.study.report import write_report
+    from ecomlm.study.runner import run_study
+
+    log, study = tmp_path / "fits.log", tmp_path / "study"
+    cfg = load_study(_config(tmp_path, log))
+    run_study(cfg, study, write_report=False, log=lambda s: None)
+    before = _rows(study)
+    assert len(before) == 4 and len(_fits(log)) == 3
+    ledger = sorted((tmp_path / "ledger").glob("*.json"))
+    assert [p.stem for p in ledger] == sorted(before)
+    for path in ledger:  # model outputs only: the data stays where its loader reads it
+        record = json.loads(path.read_text())
+        assert record["predictions"] and not {"input", "gold"} & set(record["predictions"][0])
+    originals = {i: list(read_jsonl(study / i / "predictions.jsonl")) for i in before}
+
+    shutil.rmtree(study)  # the machine is gone
+    summary = run_study(cfg, study, write_report=False, log=lambda s: None)
+    assert summary["done"] == 0 and len(_fits(log)) == 3  # nothing fitted again
+    after = _rows(study)
+    for run_id, row in before.items():
+        assert after[run_id]["status"] == "done" and after[run_id]["restored_from"]
+        assert after[run_id]["metrics"] == row["metrics"]
+        assert list(read_jsonl(study / run_id / "predictions.jsonl")) == originals[run_id]
+        assert not (study / run_id / "model").exists()
+    report = write_report(study, study / "report", n_boot=50)
+    assert "lora-b" in report.read_text()
+
+
+def test_an_archived_run_that_no_longer_scores_the_same_is_run_again(tmp_path):
+    from ecomlm.study.config import load_study
+    from ecomlm.study.runner import run_study
+
+    log, study = tmp_path / "fits.log", tmp_path / "study"
+    cfg = load_study(_config(tmp_path, log))
+    run_study(cfg, study, write_report=False, log=lambda s: None)
+    path = next(p for p in (tmp_path / "ledger").glob("esci-lora-n32-*.json"))
+    record = json.loads(path.read_text())
+    record["metrics"]["accuracy"] += 0.1  # as if the test split had changed since
+    path.write_text(json.dumps(record))
+    shutil.rmtree(study)
+    messages: list[str] = []
+    run_study(cfg, study, write_report=False, log=messages.append)
+    assert any("accuracy" in m and "re-run this run" in m for m in messages)
+    assert _fits(log)[3:] == ["esci 32 0.8 0"]  # that run alone was fitted again
+    assert "restored_from" not in _rows(study)[path.stem]
+
+
+def test_a_merge_of_adapters_restored_without_their_models_is_skipped_with_the_reason(
+    tmp_path,
+):
+    from ecomlm.study.config import load_study
+    from ecomlm.study.runner import run_study
+
+    log, study = tmp_path / "fits.log", tmp_path / "study"
+    run_study(load_study(_config(tmp_path, log)), study, write_report=False, log=lambda s: None)
+    shutil.rmtree(study)
+    cfg = load_study(_config(tmp_path, log, merge=True))
+    summary = run_study(cfg, study, write_report=False, log=lambda s: None)
+    assert (summary["done"], summary["skipped"]) == (0, 1)
+    merge = next(r for r in _rows(study).values() if r["family"] == "merge")
+    assert "restored from the archive without the model" in merge["error"]
+
+
+def test_report_json_keeps_an_earlier_record_only_for_a_run_not_done_now():
+    from ecomlm.study.report.loading import with_earlier_records
+
+    earlier = [
+        {"id": "a", "status": "done", "score": 0.5},
+        {"id": "b", "status": "done", "score": 0.4},
+        {"id": "gone", "status": "done", "score": 0.9},  # no longer planned: dropped
+    ]
+    now = [
+        {"id": "a", "status": "todo", "score": None},
+        {"id": "b", "status": "done", "score": 0.6},
+        {"id": "c", "status": "todo", "score": None},
+    ]
+    merged = with_earlier_records(now, earlier)
+    assert merged == [
+        {"id": "a", "status": "done", "score": 0.5, "earlier_record": True},
+        {"id": "b", "status": "done", "score": 0.6},  # this folder's own result wins
+        {"id": "c", "status": "todo", "score": None},
+    ]
