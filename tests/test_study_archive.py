@@ -4,14 +4,13 @@ input or gold answer of the data."""
 
 from __future__ import annotations
 
-import json
 import shutil
 
 import pytest
 from test_study_runner import _fits, _rows, _write
 from test_study_runner import fake as fake_methods_and_data  # noqa: F401 - the fixture
 
-from ecomlm.io import read_jsonl
+from ecomlm.io import read_jsonl, write_jsonl
 
 pytestmark = pytest.mark.usefixtures("fake_methods_and_data")
 
@@ -45,11 +44,13 @@ def test_a_lost_study_folder_is_restored_from_the_archive_without_refitting(tmp_
     run_study(cfg, study, write_report=False, log=lambda s: None)
     before = _rows(study)
     assert len(before) == 4 and len(_fits(log)) == 3
-    ledger = sorted((tmp_path / "ledger").glob("*.json"))
+    ledger = sorted((tmp_path / "ledger").glob("*.jsonl"))
     assert [p.stem for p in ledger] == sorted(before)
     for path in ledger:  # model outputs only: the data stays where its loader reads it
-        record = json.loads(path.read_text())
-        assert record["predictions"] and not {"input", "gold"} & set(record["predictions"][0])
+        header, *predictions = read_jsonl(path)
+        assert header["row"]["metrics"] == before[path.stem]["metrics"]
+        assert header["metrics"]["n"] == len(predictions) == 20
+        assert not any({"input", "gold"} & set(p) for p in predictions)
     originals = {i: list(read_jsonl(study / i / "predictions.jsonl")) for i in before}
 
     shutil.rmtree(study)  # the machine is gone
@@ -72,10 +73,10 @@ def test_an_archived_run_that_no_longer_scores_the_same_is_run_again(tmp_path):
     log, study = tmp_path / "fits.log", tmp_path / "study"
     cfg = load_study(_config(tmp_path, log))
     run_study(cfg, study, write_report=False, log=lambda s: None)
-    path = next(p for p in (tmp_path / "ledger").glob("esci-lora-n32-*.json"))
-    record = json.loads(path.read_text())
-    record["metrics"]["accuracy"] += 0.1  # as if the test split had changed since
-    path.write_text(json.dumps(record))
+    path = next(p for p in (tmp_path / "ledger").glob("esci-lora-n32-*.jsonl"))
+    header, *predictions = read_jsonl(path)
+    header["metrics"]["accuracy"] += 0.1  # as if the test split had changed since
+    write_jsonl(path, [header, *predictions])
     shutil.rmtree(study)
     messages: list[str] = []
     run_study(cfg, study, write_report=False, log=messages.append)

@@ -1,13 +1,14 @@
-"""A study's committed ledger: one small JSON file per finished run, outside the study
+"""A study's committed ledger: one small file per finished run, outside the study
 folder, so a study survives the loss of its folder (a fresh machine, a new clone).
 
 A study folder holds model weights and checkpoints (hundreds of MB a run); the archive
-holds what the report needs and nothing of the data: the run's spec, training record,
-loss log, cost, metrics, its results-store row, and its predictions *without* their
-inputs and gold answers. Restoring a run re-reads its evaluation examples through the
-task's loader (the data never enters the archive), re-scores the archived predictions
-and refuses the run when the score differs from the archived one (the data or the
-scorer changed since), then writes an ordinary run folder without ``model/``.
+holds what the report needs and nothing of the data: a JSON Lines file whose first line
+is the run's spec, training record, loss log, cost, metrics and results-store row, and
+each further line one prediction *without* its input and gold answer. Restoring a run
+re-reads its evaluation examples through the task's loader (the data never enters the
+archive), re-scores the archived predictions and refuses the run when the score
+differs from the archived one (the data or the scorer changed since), then writes an
+ordinary run folder without ``model/``.
 
 A restored run counts as done; a run that needs its model (a merge, an adapter
 evaluated on another task) reports it as a missing dependency.
@@ -22,7 +23,7 @@ from typing import Any
 from ecomlm.io import read_json, read_jsonl, read_yaml, write_json, write_jsonl, write_yaml
 from ecomlm.methods.convergence import TRAINING_FILE
 
-FORMAT = 1
+FORMAT = 2
 MODEL_DIR = "model"
 TRAIN_LOG = "train_log.jsonl"
 _ROW_FIELDS = ("status", "metrics", "cost", "seconds", "cpu_seconds", "stats_error")
@@ -34,18 +35,18 @@ class ArchiveError(ValueError):
 
 
 def archive_path(archive_dir: str | Path, run_id: str) -> Path:
-    return Path(archive_dir) / f"{run_id}.json"
+    return Path(archive_dir) / f"{run_id}.jsonl"
 
 
 def save_run(study_dir: str | Path, run_id: str, row: dict[str, Any], archive_dir: str | Path
              ) -> Path:  # fmt: skip
-    """Write ``<archive_dir>/<run_id>.json`` from a finished run folder and its store row."""
+    """Write ``<archive_dir>/<run_id>.jsonl`` from a finished run folder and its store row."""
     run = Path(study_dir) / run_id
     predictions = [
         {k: v for k, v in r.items() if k not in _EXAMPLE_FIELDS}
         for r in read_jsonl(run / "predictions.jsonl")
     ]
-    record = {
+    header = {
         "format": FORMAT,
         "id": run_id,
         "row": {k: row.get(k) for k in _ROW_FIELDS if row.get(k) is not None},
@@ -54,11 +55,10 @@ def save_run(study_dir: str | Path, run_id: str, row: dict[str, Any], archive_di
         "train_log": list(read_jsonl(run / TRAIN_LOG)) if (run / TRAIN_LOG).exists() else [],
         "cost": _optional_json(run / "cost.json"),
         "metrics": read_json(run / "metrics.json"),
-        "predictions": predictions,
     }
     path = archive_path(archive_dir, run_id)
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_json(path, record)
+    write_jsonl(path, [header, *predictions])
     return path
 
 
@@ -70,13 +70,13 @@ def restore_run(archive_file: str | Path, study_dir: str | Path) -> dict[str, An
     from ecomlm.tasks import Prediction, get_task
 
     path = Path(archive_file)
-    record = read_json(path)
+    record, *archived = read_jsonl(path)
     if record.get("format") != FORMAT:
         raise ArchiveError(f"{path}: format {record.get('format')!r}, expected {FORMAT}")
     spec = RunSpec(**record["config"])
     task = get_task(spec.task, **spec.task_options)
     examples = load_run_data(spec)[spec.eval_split]
-    predictions = [Prediction.from_dict(p) for p in record["predictions"]]
+    predictions = [Prediction.from_dict(p) for p in archived]
     if len(examples) != len(predictions):
         raise ArchiveError(
             f"{path}: {len(predictions)} archived predictions but the {spec.eval_split} split "
