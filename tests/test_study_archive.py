@@ -120,3 +120,16 @@ def test_report_json_keeps_an_earlier_record_only_for_a_run_not_done_now():
         {"id": "b", "status": "done", "score": 0.6},  # this folder's own result wins
         {"id": "c", "status": "todo", "score": None},
     ]
+
+
+def test_each_finished_run_prints_the_metric_the_study_ranks_its_task_by(tmp_path, capsys):
+    from ecomlm.study.config import load_study
+    from ecomlm.study.runner import run_study
+
+    path = _config(tmp_path, tmp_path / "fits.log")
+    cfg = load_study(path)
+    cfg.tasks[0].metric = "f1_macro"  # ESCI ranked by macro-F1, QueryNER by its own (f1)
+    run_study(cfg, tmp_path / "study", write_report=False, log=lambda s: None)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("done")]
+    assert len(lines) == 4
+    assert all(("f1_macro=" in line) == line.split()[1].startswith("esci-") for line in lines)

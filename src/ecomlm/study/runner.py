@@ -412,7 +412,7 @@ def _run_waves(
                 save_run(store.dir, run.id, row, archive_dir)
             counts[result["status"]] += 1
             bar.update(1)
-            bar.write(_result_line(run, result))
+            bar.write(_result_line(run, result, cfg))
             if deadline and time.monotonic() > deadline:
                 log("time budget reached: the next call resumes from here")
                 break
@@ -469,15 +469,16 @@ def _result_fields(result: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
-def _result_line(run: PlannedRun, result: dict[str, Any]) -> str:
+def _result_line(run: PlannedRun, result: dict[str, Any], cfg: StudyConfig) -> str:
     if result["status"] != "done":
         last = (result.get("error") or "").strip().splitlines()[-1:] or [""]
         return f"FAILED {run.id} ({result.get('seconds', 0):.0f} s): {last[0]}"
     metrics = result.get("metrics") or {}
     from ecomlm.tasks import get_task
 
-    try:
-        main = get_task(run.task, **run.spec.task_options).main_metric
+    try:  # the metric the study ranks this task by (``tasks[].metric``), else the task's
+        ranked = next((t.metric for t in cfg.tasks if t.name == run.task and t.metric), None)
+        main = ranked or get_task(run.task, **run.spec.task_options).main_metric
         value = f"{main}={metrics.get(main, float('nan')):.4f}"
     except Exception:
         value = ""
