@@ -88,8 +88,13 @@ def load_run_data(spec: RunSpec) -> dict[str, list[Any]]:
 
     task = get_task(spec.task, **spec.task_options)
     splits = load_splits(spec.task, spec.source)  # the split never follows the run seed
-    if spec.train_size is not None:
-        splits["train"] = subsample(splits["train"], spec.train_size, seed=spec.seed, task=task)
+    size = spec.train_size
+    if isinstance(size, int) and spec.method_config.get("adapter_path"):
+        # a mixed-task adapter scored on one of its other tasks: its training drew
+        # min(n, available) examples of this task (FewSum has 28), and so does this run
+        size = min(size, len(splits["train"]))
+    if size is not None:
+        splits["train"] = subsample(splits["train"], size, seed=spec.seed, task=task)
     if spec.max_eval is not None:
         splits[spec.eval_split] = splits[spec.eval_split][: spec.max_eval]
     return splits
