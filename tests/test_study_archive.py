@@ -50,7 +50,7 @@ def test_a_lost_study_folder_is_restored_from_the_archive_without_refitting(tmp_
         header, *predictions = read_jsonl(path)
         assert header["row"]["metrics"] == before[path.stem]["metrics"]
         assert header["metrics"]["n"] == len(predictions) == 20
-        assert not any({"input", "gold"} & set(p) for p in predictions)
+        assert not any({"input", "gold", "raw"} & set(p) for p in predictions)
     originals = {i: list(read_jsonl(study / i / "predictions.jsonl")) for i in before}
 
     shutil.rmtree(study)  # the machine is gone
@@ -133,3 +133,22 @@ def test_each_finished_run_prints_the_metric_the_study_ranks_its_task_by(tmp_pat
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("done")]
     assert len(lines) == 4
     assert all(("f1_macro=" in line) == line.split()[1].startswith("esci-") for line in lines)
+
+
+def test_a_generation_runs_text_stays_out_of_the_archive_and_the_run_is_rerun(tmp_path):
+    from ecomlm.io import write_json, write_yaml
+    from ecomlm.study.archive import ArchiveError, restore_run, save_run
+
+    run = tmp_path / "study" / "review_summ-lora-nall-s0-00000000"
+    run.mkdir(parents=True)
+    write_yaml(run / "config.yaml", {"task": "review_summ", "method": "lora"})
+    write_json(run / "metrics.json", {"split": "test", "n": 1, "rougeL": 0.3})
+    quote = "these headphones sound great"  # generated text echoes the reviews
+    write_jsonl(run / "predictions.jsonl", [{"index": 0, "input": {}, "gold": ["x"],
+                                            "value": quote, "raw": quote}])  # fmt: skip
+    path = save_run(tmp_path / "study", run.name, {"status": "done"}, tmp_path / "ledger")
+    header, *predictions = read_jsonl(path)
+    assert predictions == [] and header["predictions_archived"] is False
+    assert quote not in path.read_text()
+    with pytest.raises(ArchiveError, match="re-run"):
+        restore_run(path, tmp_path / "elsewhere")

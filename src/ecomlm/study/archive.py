@@ -4,7 +4,9 @@ folder, so a study survives the loss of its folder (a fresh machine, a new clone
 A study folder holds model weights and checkpoints (hundreds of MB a run); the archive
 holds what the report needs and nothing of the data: a JSON Lines file whose first line
 is the run's spec, training record, loss log, cost, metrics and results-store row, and
-each further line one prediction *without* its input and gold answer. Restoring a run
+each further line one prediction *without* its input, gold answer and raw model text
+(a generation task's predictions are not archived at all: generated text quotes the
+input, so those runs are recorded but re-run, not restored). Restoring a run
 re-reads its evaluation examples through the task's loader (the data never enters the
 archive), re-scores the archived predictions and refuses the run when the score
 differs from the archived one (the data or the scorer changed since), then writes an
@@ -27,7 +29,8 @@ FORMAT = 2
 MODEL_DIR = "model"
 TRAIN_LOG = "train_log.jsonl"
 _ROW_FIELDS = ("status", "metrics", "cost", "seconds", "cpu_seconds", "stats_error")
-_EXAMPLE_FIELDS = ("index", "input", "gold")  # rebuilt from the data on restore
+# rebuilt from the data on restore; ``raw`` (the model's text) can quote the input
+_EXAMPLE_FIELDS = ("index", "input", "gold", "raw")
 
 
 class ArchiveError(ValueError):
@@ -41,16 +44,22 @@ def archive_path(archive_dir: str | Path, run_id: str) -> Path:
 def save_run(study_dir: str | Path, run_id: str, row: dict[str, Any], archive_dir: str | Path
              ) -> Path:  # fmt: skip
     """Write ``<archive_dir>/<run_id>.jsonl`` from a finished run folder and its store row."""
+    from ecomlm.tasks import get_task
+
     run = Path(study_dir) / run_id
+    config = read_yaml(run / "config.yaml")
+    quotes_data = get_task(config["task"], **(config.get("task_options") or {})).kind
+    quotes_data = quotes_data == "generation"  # generated text copies the input's words
     predictions = [
         {k: v for k, v in r.items() if k not in _EXAMPLE_FIELDS}
-        for r in read_jsonl(run / "predictions.jsonl")
+        for r in ([] if quotes_data else read_jsonl(run / "predictions.jsonl"))
     ]
     header = {
         "format": FORMAT,
         "id": run_id,
         "row": {k: row.get(k) for k in _ROW_FIELDS if row.get(k) is not None},
-        "config": read_yaml(run / "config.yaml"),
+        "config": config,
+        "predictions_archived": not quotes_data,
         "training": _optional_json(run / TRAINING_FILE),
         "train_log": list(read_jsonl(run / TRAIN_LOG)) if (run / TRAIN_LOG).exists() else [],
         "cost": _optional_json(run / "cost.json"),
@@ -73,6 +82,11 @@ def restore_run(archive_file: str | Path, study_dir: str | Path) -> dict[str, An
     record, *archived = read_jsonl(path)
     if record.get("format") != FORMAT:
         raise ArchiveError(f"{path}: format {record.get('format')!r}, expected {FORMAT}")
+    if not record.get("predictions_archived", True):
+        raise ArchiveError(
+            f"{path}: a generation task's predictions are not archived (generated text "
+            "quotes the data), so this run is re-run rather than restored"
+        )
     spec = RunSpec(**record["config"])
     task = get_task(spec.task, **spec.task_options)
     examples = load_run_data(spec)[spec.eval_split]
