@@ -24,10 +24,10 @@ from typing import Any
 
 from ecomlm.io import read_json, read_jsonl, read_yaml, write_json, write_jsonl, write_yaml
 from ecomlm.methods.convergence import TRAINING_FILE
+from ecomlm.runs import TRAIN_LOG
 
 FORMAT = 2
 MODEL_DIR = "model"
-TRAIN_LOG = "train_log.jsonl"
 _ROW_FIELDS = ("status", "metrics", "cost", "seconds", "cpu_seconds", "stats_error")
 # rebuilt from the data on restore; ``raw`` (the model's text) can quote the input
 _EXAMPLE_FIELDS = ("index", "input", "gold", "raw")
@@ -48,8 +48,8 @@ def save_run(study_dir: str | Path, run_id: str, row: dict[str, Any], archive_di
 
     run = Path(study_dir) / run_id
     config = read_yaml(run / "config.yaml")
-    quotes_data = get_task(config["task"], **(config.get("task_options") or {})).kind
-    quotes_data = quotes_data == "generation"  # generated text copies the input's words
+    task = get_task(config["task"], **(config.get("task_options") or {}))
+    quotes_data = task.kind == "generation"  # generated text copies the input's words
     predictions = [
         {k: v for k, v in r.items() if k not in _EXAMPLE_FIELDS}
         for r in ([] if quotes_data else read_jsonl(run / "predictions.jsonl"))
@@ -111,9 +111,10 @@ def restore_run(archive_file: str | Path, study_dir: str | Path) -> dict[str, An
 
 
 def sync(study_dir: str | Path, archive_dir: str | Path, store: Any, planned: dict[str, dict],
-         log: Any = print) -> dict[str, int]:  # fmt: skip
-    """Both ways: restore archived planned runs the study folder lacks; archive finished
-    runs the archive lacks. ``planned``: run id -> the store metadata of that run."""
+         log: Any = print, restore: bool = True) -> dict[str, int]:  # fmt: skip
+    """Both ways: restore archived planned runs the study folder lacks (unless not
+    ``restore``); archive finished runs the archive lacks. ``planned``: run id -> the
+    store metadata of that run."""
     counts = {"restored": 0, "archived": 0}
     for run_id, meta in planned.items():
         path = archive_path(archive_dir, run_id)
@@ -121,7 +122,7 @@ def sync(study_dir: str | Path, archive_dir: str | Path, store: Any, planned: di
             if not path.exists():
                 save_run(study_dir, run_id, store.get(run_id), archive_dir)
                 counts["archived"] += 1
-        elif path.exists():
+        elif restore and path.exists():
             try:
                 row = restore_run(path, study_dir)
             except ArchiveError as e:

@@ -337,8 +337,9 @@ def run_study(
     for run in runs:
         store.adopt_finished(run.id, _meta(run))
     archive_dir = archive if archive is not None else cfg.archive
+    planned = {r.id: _meta(r) for r in runs}
     if archive_dir:
-        synced = sync_archive(study_dir, archive_dir, store, {r.id: _meta(r) for r in runs}, log)
+        synced = sync_archive(study_dir, archive_dir, store, planned, log)
         log(f"archive {archive_dir}: {synced['restored']} runs restored, "
             f"{synced['archived']} archived")  # fmt: skip
     write_yaml(study_dir / CONFIG_FILE, cfg.model_dump(mode="json"))
@@ -355,11 +356,10 @@ def run_study(
         counts = _run_waves(runs, chosen, store, run_fn, cfg, deadline, bar, log, archive_dir)
     finally:
         bar.close()
-        if archive_dir:  # runs finished after an interruption or by a parallel executor
-            sync_archive(study_dir, archive_dir, store, {r.id: _meta(r) for r in runs}, log)
+        if archive_dir:  # runs a parallel executor finished after an interruption
+            sync_archive(study_dir, archive_dir, store, planned, log, restore=False)
         lock.close()
     summary: dict[str, Any] = {"study_dir": str(study_dir), "runs": len(runs), **counts}
-    planned = {r.id for r in runs}
     for row in store.rows.values():
         if row["id"] in planned and row.get("status") in ("failed", "skipped"):
             first = (row.get("error") or "").strip().splitlines()[-1:] or [""]
@@ -477,7 +477,7 @@ def _result_line(run: PlannedRun, result: dict[str, Any], cfg: StudyConfig) -> s
     from ecomlm.tasks import get_task
 
     try:  # the metric the study ranks this task by (``tasks[].metric``), else the task's
-        ranked = next((t.metric for t in cfg.tasks if t.name == run.task and t.metric), None)
+        ranked = cfg.task(run.task).metric
         main = ranked or get_task(run.task, **run.spec.task_options).main_metric
         value = f"{main}={metrics.get(main, float('nan')):.4f}"
     except Exception:
