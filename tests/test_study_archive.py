@@ -84,6 +84,13 @@ def test_an_archived_run_that_no_longer_scores_the_same_is_run_again(tmp_path):
     assert _fits(log)[3:] == ["esci 32 0.8 0"]  # that run alone was fitted again
     assert "restored_from" not in _rows(study)[path.stem]
 
+    path.write_text('{"format": 2, "id": "x"}\nnot json\n')  # a damaged ledger file
+    shutil.rmtree(study)
+    messages.clear()
+    run_study(cfg, study, write_report=False, log=messages.append)
+    assert any(m.startswith(f"not restored: {path}: unreadable") for m in messages)
+    assert _fits(log)[4:] == ["esci 32 0.8 0"]  # re-run, the study went on
+
 
 def test_a_merge_of_adapters_restored_without_their_models_is_skipped_with_the_reason(
     tmp_path,

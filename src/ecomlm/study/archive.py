@@ -128,6 +128,9 @@ def sync(study_dir: str | Path, archive_dir: str | Path, store: Any, planned: di
             except ArchiveError as e:
                 log(f"not restored: {e}")
                 continue
+            except (ValueError, KeyError, TypeError) as e:  # a damaged file: the run re-runs
+                log(f"not restored: {path}: unreadable ledger file ({type(e).__name__}: {e})")
+                continue
             store.put(run_id, **meta, **row)
             counts["restored"] += 1
     return counts
