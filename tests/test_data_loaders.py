@@ -358,9 +358,10 @@ def test_hf_class_label_columns(tmp_path):
 
 
 def test_an_adapter_scored_on_a_smaller_task_takes_what_that_task_has():
-    """A mixed adapter trained at n = 256 per task is scored on FewSum-sized data (fewer
-    train examples than n): its evaluation run loads like its training did, capped at
-    what there is; a run that trains on the split itself still refuses the size."""
+    """A mixed adapter trained at n = 256 per task, or a merge of adapters of that scale,
+    is scored on FewSum-sized data (fewer train examples than n): its evaluation run loads
+    like its training did, capped at what there is; a run that trains on the split itself
+    still refuses the size."""
     from ecomlm.runs import RunSpec, load_run_data
 
     source = "synthetic:n=20,dev=5,test=5"
@@ -368,6 +369,9 @@ def test_an_adapter_scored_on_a_smaller_task_takes_what_that_task_has():
     spec = RunSpec(task="review_summ", method="lora", source=source, train_size=n_train + 50,
                    method_config={"adapter_path": "runs/mixed"})  # fmt: skip
     assert len(load_run_data(spec)["train"]) == n_train
+    merged = RunSpec(task="review_summ", method="merge", source=source,
+                     train_size=n_train + 50, method_config={"adapters": ["a", "b"]})  # fmt: skip
+    assert len(load_run_data(merged)["train"]) == n_train
     with pytest.raises(ValueError, match="cannot subsample"):
         load_run_data(RunSpec(task="review_summ", method="lora", source=source,
                               train_size=n_train + 50))  # fmt: skip

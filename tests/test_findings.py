@@ -227,3 +227,24 @@ def test_main_table_says_which_planned_runs_have_not_finished():
     rows = {row[0]: row[1:] for row in table.rows}
     assert rows["lora"][0].startswith("0.800") and rows["lora"][1] == ""  # not planned there
     assert rows["lora-gemma"] == ["not finished", ""]
+
+
+def test_a_merge_is_compared_with_its_own_tasks_adapter_among_those_it_merged(monkeypatch):
+    from dataclasses import replace
+
+    from ecomlm.study.report import comparisons
+
+    monkeypatch.setattr(comparisons, "compare", lambda a, b: CMP_CLEAR)
+    single_500 = replace(run("lora", 0.7), id="esci-lora-n500", train_size=500, method="lora")
+    single_256 = replace(run("lora", 0.9), id="esci-lora-n256", train_size=256, method="lora")
+    merged = replace(run("merge-ties", 0.6, stop="not_trained", family="merge"),
+                     method="merge", train_size=256, deps=["esci-lora-n500", "other-task-lora"])  # fmt: skip
+    runs = [single_500, single_256, merged]
+    text = comparisons._variant_findings(runs, {("esci", "merge-ties"): merged}, "esci")
+    # its own adapter (n=500), not the one of the merge's nominal size; the merge holds that
+    # adapter's data, so the train sizes are no reason to withhold the claim
+    assert "merge-ties is worse than single-task lora at n=500 (-0.100" in text
+    assert "inconclusive" not in text
+    mixed = replace(merged, label="lora-mixed", family="lora-mixed", method="lora", deps=[])
+    text = comparisons._variant_findings(runs, {("esci", "lora-mixed"): mixed}, "esci")
+    assert "lora-mixed is worse than single-task lora at n=256 (-0.300" in text

@@ -89,8 +89,10 @@ def load_run_data(spec: RunSpec) -> dict[str, list[Any]]:
     task = get_task(spec.task, **spec.task_options)
     splits = load_splits(spec.task, spec.source)  # the split never follows the run seed
     size = spec.train_size
-    if isinstance(size, int) and spec.method_config.get("adapter_path"):
-        # a mixed-task adapter scored on one of its other tasks: its training drew
+    if isinstance(size, int) and (
+        spec.method_config.get("adapter_path") or spec.method_config.get("adapters")
+    ):
+        # a mixed or merged adapter scored on one of its tasks: training drew
         # min(n, available) examples of this task (FewSum has 28), and so does this run
         size = min(size, len(splits["train"]))
     if size is not None:

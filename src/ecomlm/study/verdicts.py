@@ -124,8 +124,12 @@ def run_blockers(run: Any) -> list[str]:
     return out
 
 
-def claim_blockers(a: Any, b: Any, cmp: dict[str, float] | None) -> list[str]:
-    """Why "A beats B" cannot be claimed; an empty list means it can."""
+def claim_blockers(
+    a: Any, b: Any, cmp: dict[str, float] | None, same_data: bool = False
+) -> list[str]:
+    """Why "A beats B" cannot be claimed; an empty list means it can. ``same_data``: B's
+    training data is part of A's (a merge and one of the adapters it merged), so their
+    train sizes do not block a claim."""
     out = run_blockers(a) + run_blockers(b)
     if cmp is None:
         out.append("the runs were not evaluated on the same examples (no paired test)")
@@ -133,7 +137,7 @@ def claim_blockers(a: Any, b: Any, cmp: dict[str, float] | None) -> list[str]:
         out.append(
             "the 95% CI of the difference includes 0: evaluate more examples or add seeds"
         )
-    else:
+    elif not same_data:
         better, worse = (a, b) if cmp["delta"] > 0 else (b, a)
         if size_key(better.train_size) > size_key(worse.train_size):
             out.append(

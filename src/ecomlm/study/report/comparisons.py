@@ -187,7 +187,8 @@ def _at_same_size(runs: list[Run], a: Run, b: Run) -> str:
 
 
 def _variant_findings(runs: list[Run], head: dict[tuple[str, str], Run], task: str) -> str:
-    """Mixed-task and merged adapters vs the single-task adapter of the same size and seed."""
+    """A mixed-task adapter vs the single-task adapter of the same size and seed; a merged
+    adapter vs the single-task adapter of this task among those it merged."""
     text = ""
     for other in (r for (t, _), r in head.items() if t == task):
         if not other.combined_adapter:
@@ -199,7 +200,11 @@ def _variant_findings(runs: list[Run], head: dict[tuple[str, str], Run], task: s
             and r.trained_adapter
             and not r.mixed
             and r.task == task
-            and (r.train_size, r.seed) == (other.train_size, other.seed)
+            and (
+                r.id in other.deps
+                if other.deps and not other.mixed
+                else (r.train_size, r.seed) == (other.train_size, other.seed)
+            )
         ]
         single = _best(singles)
         if single is None:
@@ -212,7 +217,7 @@ def _variant_findings(runs: list[Run], head: dict[tuple[str, str], Run], task: s
         )
         sig = f", {_p_text(cmp['p'], cmp['n_boot'])}" if cmp else ""
         delta = other.main - single.main
-        blockers = verdicts.claim_blockers(other, single, cmp)
+        blockers = verdicts.claim_blockers(other, single, cmp, same_data=single.id in other.deps)
         guard = f" — inconclusive: {'; '.join(blockers)}" if blockers else ""
         text += (
             f" {other.label} {rel} single-task {single.label} at n={size_str(single.train_size)}"
@@ -245,8 +250,9 @@ def _lora_variants_section(runs: list[Run], tasks: list[str]) -> list[Block]:
                     table.bold.add((len(table.rows), 2 + labels.index(lb)))
             table.rows.append(row)
     merge_note = (
-        "Merged adapters are built from the single-task adapters of the same train size "
-        "and seed (see the study config for the combination method)."
+        "Merged adapters are built from the single-task adapters the study config names "
+        "(its merges entries: which sizes, the combination method); each is compared with "
+        "its task's own adapter among them."
     )
     return [
         ("h2", "Single-task vs mixed-task vs merged LoRA"),

@@ -49,6 +49,7 @@ class Run:
     baseline_name: str = "the majority baseline"  # generation: "the best constant answer"
     confusion: dict[str, Any] | None = None  # labels + matrix (classification)
     method: str = ""
+    deps: list[str] = field(default_factory=list)  # ids of the runs it builds on (merges)
 
     @property
     def done(self) -> bool:
@@ -174,6 +175,7 @@ def load_runs(
             k=p.get("k"),
             role=p.get("role", "train"),
             method=p["spec"].get("method", ""),
+            deps=list(p.get("deps") or []),
             status=status,
             error=row.get("error") or _unfinished_reason(metrics_path, finished),
             main_metric=metric_of[key],
