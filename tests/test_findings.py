@@ -237,8 +237,8 @@ def test_a_merge_is_compared_with_its_own_tasks_adapter_among_those_it_merged(mo
     monkeypatch.setattr(comparisons, "compare", lambda a, b: CMP_CLEAR)
     single_500 = replace(run("lora", 0.7), id="esci-lora-n500", train_size=500, method="lora")
     single_256 = replace(run("lora", 0.9), id="esci-lora-n256", train_size=256, method="lora")
-    merged = replace(run("merge-ties", 0.6, stop="not_trained", family="merge"),
-                     method="merge", train_size=256, deps=["esci-lora-n500", "other-task-lora"])  # fmt: skip
+    merged = replace(run("merge-ties", 0.6, stop="not_trained", family="merge"), method="merge",
+                     train_size=256, deps=["esci-lora-n500", "other-task-lora"])  # fmt: skip
     runs = [single_500, single_256, merged]
     text = comparisons._variant_findings(runs, {("esci", "merge-ties"): merged}, "esci")
     # its own adapter (n=500), not the one of the merge's nominal size; the merge holds that

@@ -108,25 +108,37 @@ def test_a_merge_of_adapters_restored_without_their_models_is_skipped_with_the_r
     assert "restored from the archive without the model" in merge["error"]
 
 
-def test_report_json_keeps_an_earlier_record_only_for_a_run_not_done_now():
-    from ecomlm.study.report.loading import with_earlier_records
+def test_report_keep_earlier_stands_in_earlier_records_for_runs_whose_folders_are_gone(
+    tmp_path,
+):
+    """`ecomlm report RUNS --json FILE --keep-earlier`: a run this folder no longer has
+    finished keeps FILE's numbers, in the JSON and in the report, marked as an earlier
+    record with no paired test; a run done in the folder keeps its own."""
+    from ecomlm.io import read_json
+    from ecomlm.study.commands import report
+    from ecomlm.study.config import load_study
+    from ecomlm.study.runner import run_study
 
-    earlier = [
-        {"id": "a", "status": "done", "score": 0.5},
-        {"id": "b", "status": "done", "score": 0.4},
-        {"id": "gone", "status": "done", "score": 0.9},  # no longer planned: dropped
-    ]
-    now = [
-        {"id": "a", "status": "todo", "score": None},
-        {"id": "b", "status": "done", "score": 0.6},
-        {"id": "c", "status": "todo", "score": None},
-    ]
-    merged = with_earlier_records(now, earlier)
-    assert merged == [
-        {"id": "a", "status": "done", "score": 0.5, "earlier_record": True},
-        {"id": "b", "status": "done", "score": 0.6},  # this folder's own result wins
-        {"id": "c", "status": "todo", "score": None},
-    ]
+    log, study = tmp_path / "fits.log", tmp_path / "study"
+    cfg = load_study(_config(tmp_path, log))
+    cfg.archive = None  # nothing to restore the lost run from
+    run_study(cfg, study, write_report=False, log=lambda s: None)
+    out = tmp_path / "runs.json"
+    report(study, None, 50, 0, out, False)
+    before = {r["id"]: r for r in read_json(out)["runs"]}
+    lost = next(i for i in before if i.startswith("esci-lora-b-"))
+    shutil.rmtree(study / lost)
+    report(study, None, 50, 0, tmp_path / "plain.json", False)  # without --keep-earlier
+    plain = {r["id"]: r for r in read_json(tmp_path / "plain.json")["runs"]}
+    assert plain[lost]["status"] == "todo" and plain[lost]["score"] is None
+    report(study, None, 50, 0, out, True)
+    after = {r["id"]: r for r in read_json(out)["runs"]}
+    assert after[lost] == {**before[lost], "earlier_record": True}
+    assert all(after[i] == before[i] for i in before if i != lost)
+    md = (study / "report" / "report.md").read_text()
+    row = next(line for line in md.splitlines() if line.startswith("| lora-b |"))
+    assert f"{before[lost]['score']:.3f}" in row  # the earlier number stands in the table
+    assert "the predictions of lora-b are gone (an earlier record; re-run it)" in md
 
 
 def test_each_finished_run_prints_the_metric_the_study_ranks_its_task_by(tmp_path, capsys):

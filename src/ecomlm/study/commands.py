@@ -91,8 +91,9 @@ def report(
         None, "--json", help="Also write one JSON record per run (score, CI, stop reason...)."
     ),
     keep_earlier: bool = typer.Option(
-        False, "--keep-earlier", help="In --json, keep the existing file's record of a run "
-        "this folder no longer has finished (marked earlier_record)."
+        False, "--keep-earlier", help="A run this folder no longer has finished keeps the "
+        "--json file's earlier record (marked earlier_record), in the JSON and the report "
+        "(its predictions are gone: no paired tests)."
     ),
 ) -> None:
     """Write report.md and a self-contained report.html for a study folder."""
@@ -104,18 +105,21 @@ def report(
     n_boot = n_boot if n_boot is not None else study.get("bootstrap", 1000)
     seed = seed if seed is not None else study.get("bootstrap_seed", 0)
     budget_s = study.get("bootstrap_budget_s", 5.0)
-    path = write_report(runs_dir, out, n_boot=n_boot, seed=seed, budget_s=budget_s)
+    earlier = None
+    if keep_earlier and json_out is not None and json_out.exists():
+        from ecomlm.io import read_json
+
+        earlier = read_json(json_out).get("runs") or []
+    path = write_report(runs_dir, out, n_boot=n_boot, seed=seed, budget_s=budget_s,
+                        earlier=earlier)  # fmt: skip
     typer.echo(f"report: {path} and {path.with_suffix('.html')}")
     if json_out is not None:
-        from ecomlm.io import read_json, write_json
-        from ecomlm.study.report import load_runs, run_summaries
-        from ecomlm.study.report.loading import with_earlier_records
+        from ecomlm.io import write_json
+        from ecomlm.study.report import load_runs, run_summaries, with_earlier_records
 
         # the same resamples as the report: the cached statistics are reused
         runs = load_runs(runs_dir, n_boot=n_boot, seed=seed, budget_s=budget_s)
-        records = run_summaries(runs)
-        if keep_earlier and json_out.exists():
-            records = with_earlier_records(records, read_json(json_out).get("runs") or [])
+        records = run_summaries(with_earlier_records(runs, earlier or []))
         write_json(json_out, {"study": runs_dir.name, "runs": records})
         typer.echo(f"runs: {json_out}")
 

@@ -131,7 +131,13 @@ def claim_blockers(
     training data is part of A's (a merge and one of the adapters it merged), so their
     train sizes do not block a claim."""
     out = run_blockers(a) + run_blockers(b)
-    if cmp is None:
+    gone = [r.label for r in (a, b) if getattr(r, "earlier_record", False)]
+    if cmp is None and gone:
+        out.append(
+            f"no paired test: the predictions of {' and '.join(gone)} are gone "
+            "(an earlier record; re-run it)"
+        )
+    elif cmp is None:
         out.append("the runs were not evaluated on the same examples (no paired test)")
     elif cmp["lo"] <= 0 <= cmp["hi"]:
         out.append(

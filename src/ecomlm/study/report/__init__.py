@@ -30,6 +30,7 @@ from ecomlm.study.report.loading import Run as Run
 from ecomlm.study.report.loading import _label_order, _task_order, load_runs
 from ecomlm.study.report.loading import headline_runs as headline_runs
 from ecomlm.study.report.loading import run_summaries as run_summaries
+from ecomlm.study.report.loading import with_earlier_records as with_earlier_records
 from ecomlm.study.report.sections import (
     _adapter_section,
     _all_runs_section,
@@ -42,9 +43,16 @@ from ecomlm.study.report.sections import (
 
 
 def build_report(
-    study_dir: Path, out_dir: Path, n_boot: int = 1000, seed: int = 0, budget_s: float = 5.0
+    study_dir: Path,
+    out_dir: Path,
+    n_boot: int = 1000,
+    seed: int = 0,
+    budget_s: float = 5.0,
+    earlier: list[dict] | None = None,
 ) -> tuple[str, list[Block]]:
     runs = load_runs(study_dir, n_boot=n_boot, seed=seed, budget_s=budget_s)
+    if earlier:
+        runs = with_earlier_records(runs, earlier)
     name = study_dir.name
     tasks = _task_order(runs)
     labels = _label_order(runs)
@@ -85,13 +93,18 @@ def write_report(
     n_boot: int = 1000,
     seed: int = 0,
     budget_s: float = 5.0,
+    earlier: list[dict] | None = None,
 ) -> Path:
-    """Write ``report.md`` (+ figures/) and a self-contained ``report.html``; returns report.md."""
+    """Write ``report.md`` (+ figures/) and a self-contained ``report.html``; returns
+    report.md. ``earlier``: an earlier ``--json`` file's records, standing in for runs whose
+    folders are gone (``with_earlier_records``)."""
     study = Path(study_dir)
     if not study.is_dir():
         raise FileNotFoundError(f"{study}: study folder not found")
     out = Path(out_dir) if out_dir is not None else study / "report"
-    title, blocks = build_report(study, out, n_boot=n_boot, seed=seed, budget_s=budget_s)
+    title, blocks = build_report(
+        study, out, n_boot=n_boot, seed=seed, budget_s=budget_s, earlier=earlier
+    )
     for kind, body in blocks:
         if kind == "fig":
             atomic_write_bytes(out / "figures" / f"{body.name}.png", body.png)

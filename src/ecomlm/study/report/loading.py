@@ -4,7 +4,7 @@ headline selection and the flat per-run summaries of ``ecomlm report --json``.""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,9 @@ class Run:
     confusion: dict[str, Any] | None = None  # labels + matrix (classification)
     method: str = ""
     deps: list[str] = field(default_factory=list)  # ids of the runs it builds on (merges)
+    # its folder is gone; its numbers come from an earlier report's JSON record, so it has
+    # no predictions for paired tests (``with_earlier_records``)
+    earlier_record: bool = False
 
     @property
     def done(self) -> bool:
@@ -298,25 +301,53 @@ def run_summaries(runs: list[Run]) -> list[dict[str, Any]]:
                 "majority_baseline": _num((r.baseline or {}).get(r.main_metric, math.nan)),
                 "suspect": verdicts.suspect_reasons(r) if r.done else [],
                 "metrics": {k: _num(v) for k, v in r.metrics.items() if isinstance(v, float)},
-            }
+            } | ({"earlier_record": True} if r.earlier_record else {})
         )  # fmt: skip
     return out
 
 
-def with_earlier_records(
-    records: list[dict[str, Any]], earlier: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
-    """``records`` where a run not done now was done in ``earlier`` (the same run id: the
-    same spec) takes that record, marked ``earlier_record``: its folder is gone (e.g. a
-    machine lost before the study archive existed), so it has no predictions for paired
-    tests, but its numbers stand."""
+def with_earlier_records(runs: list[Run], earlier: list[dict[str, Any]]) -> list[Run]:
+    """``runs`` where a run not done now was done in ``earlier`` (an earlier
+    ``run_summaries`` JSON; the same run id: the same spec) takes that record's numbers,
+    marked ``earlier_record``: its folder is gone (e.g. a machine lost before the study
+    ledger existed), so it has no predictions for paired tests, but its numbers stand."""
     done_before = {r["id"]: r for r in earlier if r.get("status") == "done"}
     return [
-        {**done_before[r["id"]], "earlier_record": True}
-        if r.get("status") != "done" and r["id"] in done_before
-        else r
-        for r in records
+        _from_record(run, done_before[run.id])
+        if not run.done and run.id in done_before
+        else run
+        for run in runs
     ]
+
+
+def _from_record(run: Run, rec: dict[str, Any]) -> Run:
+    main = run.main_metric
+    metrics = {k: v for k, v in (rec.get("metrics") or {}).items() if v is not None}
+    lo, hi = (math.nan if rec.get(k) is None else rec[k] for k in ("ci_low", "ci_high"))
+    training = {k: rec[k] for k in _TRAINING_KEYS if rec.get(k) is not None}
+    return replace(
+        run,
+        status="done",
+        error=None,
+        earlier_record=True,
+        metrics=metrics,
+        stats={"metrics": {main: {"lo": lo, "hi": hi}}},
+        training={**training, "stop_reason": rec.get("stop_reason")},
+        cost={} if rec.get("train_seconds") is None else {"train_seconds": rec["train_seconds"]},
+        baseline=None
+        if rec.get("majority_baseline") is None
+        else {main: rec["majority_baseline"]},
+        baseline_name=run.baseline_name if _classifies(run) else "the best constant answer",
+    )
+
+
+def _classifies(run: Run) -> bool:
+    from ecomlm.tasks import get_task
+
+    return bool(get_task(run.task).labels)
+
+
+_TRAINING_KEYS = ("examples_seen", "steps", "epochs", "lr", "trials", "best_dev_score")
 
 
 def _num(x: Any) -> float | None:
