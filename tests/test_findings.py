@@ -248,3 +248,18 @@ def test_a_merge_is_compared_with_its_own_tasks_adapter_among_those_it_merged(mo
     mixed = replace(merged, label="lora-mixed", family="lora-mixed", method="lora", deps=[])
     text = comparisons._variant_findings(runs, {("esci", "lora-mixed"): mixed}, "esci")
     assert "lora-mixed is worse than single-task lora at n=256 (-0.300" in text
+
+
+def test_demonstrations_are_tested_against_the_same_models_zero_shot(monkeypatch):
+    from dataclasses import replace
+
+    from ecomlm.study.report import comparisons
+
+    monkeypatch.setattr(comparisons, "compare", lambda a, b: CMP_CLEAR)
+    icl = [replace(run(f"{entry}-k{k}", score, stop="not_trained", family="icl"),
+                   id=f"{entry}-{k}", method="icl", k=k)
+           for entry, k, score in [("icl", 0, 0.3), ("icl", 4, 0.6), ("icl", 8, 0.5),
+                                   ("icl-gemma", 0, 0.4)]]  # fmt: skip
+    comps = comparisons.key_comparisons(icl, ["esci"])
+    shots = [(c["a"].label, c["b"].label) for c in comps if c["kind"] == "ICL k-shot vs zero-shot"]
+    assert shots == [("icl-k4", "icl-k0")]  # the best k > 0 of that entry; gemma has no k > 0

@@ -40,8 +40,9 @@ def compare(a: Run, b: Run) -> dict[str, float] | None:
 
 
 def key_comparisons(runs: list[Run], tasks: list[str]) -> list[dict[str, Any]]:
-    """Per task: best LoRA vs best PLM vs best ICL, each vs the classical floor, and the
-    winner vs the runner-up (unless that pair is already compared)."""
+    """Per task: best LoRA vs best PLM vs best ICL, each vs the classical floor, each ICL
+    entry's best k-shot run vs its zero-shot run, and the winner vs the runner-up (unless
+    that pair is already compared)."""
     head = headline_runs(runs)
     out = []
     for task in tasks:
@@ -62,6 +63,10 @@ def key_comparisons(runs: list[Run], tasks: list[str]) -> list[dict[str, Any]]:
                 out.append(
                     {"task": task, "kind": f"{ga} vs {gb}", "a": a, "b": b, "cmp": compare(a, b)}
                 )
+        for a, b in _shots_vs_zero_shot(rs):
+            compared.add(frozenset((a.id, b.id)))
+            out.append({"task": task, "kind": "ICL k-shot vs zero-shot", "a": a, "b": b,
+                        "cmp": compare(a, b)})  # fmt: skip
         ranked = sorted((r for r in rs if not math.isnan(r.main)), key=lambda r: -r.main)
         if len(ranked) >= 2 and frozenset((ranked[0].id, ranked[1].id)) not in compared:
             a, b = ranked[0], ranked[1]
@@ -69,6 +74,22 @@ def key_comparisons(runs: list[Run], tasks: list[str]) -> list[dict[str, Any]]:
                 {"task": task, "kind": "winner vs runner-up", "a": a, "b": b, "cmp": compare(a, b)}
             )
     return out
+
+
+def _shots_vs_zero_shot(runs: list[Run]) -> list[tuple[Run, Run]]:
+    """Per ICL entry (one model and prompt: ``icl-k0``, ``icl-k4`` share ``icl``): its best
+    run with demonstrations vs its zero-shot run, so demonstrations are tested on their own."""
+    by_entry: dict[str, list[Run]] = {}
+    for r in runs:
+        if r.info.k_shot and r.k is not None:
+            by_entry.setdefault(r.icl_entry, []).append(r)
+    pairs = []
+    for shots in by_entry.values():
+        zero = next((r for r in shots if r.k == 0), None)
+        few = _best([r for r in shots if r.k])
+        if zero and few:
+            pairs.append((few, zero))
+    return pairs
 
 
 def _comparison_section(comps: list[dict[str, Any]], n_boot: int) -> list[Block]:

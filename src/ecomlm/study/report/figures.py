@@ -79,8 +79,7 @@ def kshot_curves(runs: list[Run], tasks: list[str]) -> Figure | None:
     icl = [r for r in runs if r.done and r.info.k_shot and r.k is not None]
     by_task_entry: dict[str, dict[str, list[Run]]] = {t: defaultdict(list) for t in tasks}
     for r in icl:
-        entry = r.label.rsplit("-k", 1)[0]
-        by_task_entry[r.task][entry].append(r)
+        by_task_entry[r.task][r.icl_entry].append(r)
     if not any(len(v) > 1 for e in by_task_entry.values() for v in e.values()):
         return None
     shown = [t for t in tasks if by_task_entry[t]]

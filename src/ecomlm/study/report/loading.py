@@ -87,6 +87,11 @@ class Run:
         return self.mixed or (self.info.adapter and self.info.derived)
 
     @property
+    def icl_entry(self) -> str:
+        """The ICL entry a k-shot run belongs to (``icl-k4`` -> ``icl``: one model and prompt)."""
+        return self.label.rsplit("-k", 1)[0]
+
+    @property
     def train_examples(self) -> float:
         if isinstance(self.train_size, int):
             return float(self.train_size)
