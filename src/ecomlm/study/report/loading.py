@@ -23,6 +23,8 @@ FAMILY_ORDER = ("classical", "plm", "seq2seq", "icl", "llm", "merge")
 
 
 ALPHA = 0.05
+# what a generation run's score is judged against (``verdicts.constant_baseline``)
+CONSTANT_ANSWER = "the best constant answer"
 
 
 @dataclass
@@ -46,7 +48,7 @@ class Run:
     cpu_seconds: float = math.nan  # CPU time of the run, all threads
     training: dict[str, Any] = field(default_factory=dict)  # training.json
     baseline: dict[str, float] | None = None  # metrics of the baseline named below
-    baseline_name: str = "the majority baseline"  # generation: "the best constant answer"
+    baseline_name: str = "the majority baseline"  # generation: CONSTANT_ANSWER
     confusion: dict[str, Any] | None = None  # labels + matrix (classification)
     method: str = ""
     deps: list[str] = field(default_factory=list)  # ids of the runs it builds on (merges)
@@ -232,7 +234,7 @@ def _prediction_extras(run: Run, spec: dict[str, Any]) -> None:
     rows = list(read_jsonl(path))
     if not task.labels:  # generation: the best single answer for every example
         run.baseline = verdicts.constant_baseline(task, rows, run.main_metric)
-        run.baseline_name = "the best constant answer"
+        run.baseline_name = CONSTANT_ANSWER
         return
     run.baseline = verdicts.majority_baseline(task, rows)
     labels = list(task.labels) + ["(invalid)"]
@@ -342,7 +344,7 @@ def _from_record(run: Run, rec: dict[str, Any]) -> Run:
         baseline=None
         if rec.get("majority_baseline") is None
         else {main: rec["majority_baseline"]},
-        baseline_name=run.baseline_name if _classifies(run) else "the best constant answer",
+        baseline_name=run.baseline_name if _classifies(run) else CONSTANT_ANSWER,
     )
 
 
