@@ -172,6 +172,16 @@ def test_pinned_reference_and_per_entry_overrides():
     assert [(d.task, d.train_size, d.seed) for d in deps] == [("esci", 256, 0), ("esci", 256, 1)]
     q = [r for r in runs if r.family == "lora" and r.task == "queryner"]
     assert all(r.spec.method_config["max_steps"] == 9 for r in q)
+    # the same merge label on another task at another size (tasks' sizes differ)
+    data["merges"].append({**data["merges"][0], "tasks": ["queryner"], "train_sizes": [64]})
+    soups = [(r.task, r.train_size) for r in expand(parse_study(data)) if r.label == "soup"]
+    assert soups == [("esci", 256), ("queryner", 64)]
+    data["merges"][1]["tasks"] = ["queryner", "esci"]
+    assert "merges[1].label: label 'soup' already used by merges[0]" in _err(data)
+    data["merges"][1]["tasks"] = ["queryner"]
+    data["merges"][1]["label"] = "lora"  # a method's label stays its own on every task
+    assert "merges[1].label: label 'lora' already used by methods[1]" in _err(data)
+    data["merges"].pop()
     data["merges"][0]["adapters"][1]["seed"] = 7
     with pytest.raises(StudyConfigError, match=r"merges\[0\].adapters\[1\]: no run of 'lora'"):
         expand(parse_study(data))

@@ -307,10 +307,15 @@ def check_references(cfg: StudyConfig, where: str) -> None:
         for i, entry in enumerate(entries):
             loc = f"{where}: {section}[{i}]"
             label = entry_label(entry)
-            # one label may span method entries on disjoint tasks (e.g. another budget on
-            # one task): each (label, task) still names one config
-            tasks = set(entry.tasks or task_names) if section == "methods" else set(task_names)
-            if label in labels and (section != "methods" or labels[label][1] & tasks):
+            # one label may span method or merge entries of one section on disjoint tasks
+            # (e.g. another budget, or another train size, on one task): each (label,
+            # task) still names one config
+            reusable = section in ("methods", "merges")
+            tasks = set(entry.tasks or task_names) if reusable else set(task_names)
+            earlier = labels.get(label)
+            if earlier and (
+                not reusable or not earlier[0].startswith(section) or earlier[1] & tasks
+            ):
                 raise StudyConfigError(
                     f"{loc}.label: label {label!r} already used by {labels[label][0]} on "
                     "the same tasks; give each entry a distinct label"
