@@ -494,7 +494,11 @@ def test_real_llm_methods_in_a_study(tmp_path, tiny_llama):
     )
     md = Path(summary["report"]).read_text()
     assert "## Single-task vs mixed-task vs merged LoRA" in md
-    assert (
-        "## Adapter similarity" in md
-        and "Skipped" not in md.split("## Adapter similarity")[1].split("##")[0]
-    )
+    similarity = md.split("## Adapter similarity")[1].split("##")[0]
+    assert "Skipped" not in similarity
+    # the adapters merged (one per task) and the mixed-task adapter are the ones compared
+    assert all(f"{name} (n=8, seed 0)" in similarity
+               for name in ("lora on esci", "lora on queryner", "lora-mixed on esci"))  # fmt: skip
+    with open(study_dir / "report" / "adapters" / "matrix_cos_delta.csv") as f:
+        assert f.readline().strip().split(",")[1:] == [
+            "lora-esci", "lora-queryner", "lora-mixed-esci"]  # fmt: skip

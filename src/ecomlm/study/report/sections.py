@@ -112,13 +112,29 @@ def _base_model(run: Run) -> str:
     return ""
 
 
-def _adapter_section(runs: list[Run], out_dir: Path) -> list[Block]:
-    head = headline_runs(runs)
-    trained = [
-        r
-        for r in head.values()
-        if r.trained_adapter and r.role == "train" and (r.dir / "model").exists()
+def _adapters_to_compare(runs: list[Run]) -> list[Run]:
+    """The adapters the study merged and its mixed-task adapters (similarity is asked of
+    them: does it predict merge and mixed-task gains?); without merges, the headline ones."""
+    by_id = {r.id: r for r in runs}
+    merged = {d for r in runs if r.combined_adapter and not r.mixed for d in r.deps}
+    chosen = [by_id[d] for d in sorted(merged) if d in by_id]
+    chosen += [r for r in runs if r.mixed]
+    if len(chosen) < 2:
+        chosen = list(headline_runs(runs).values())
+    return [
+        r for r in chosen if r.trained_adapter and r.role == "train" and (r.dir / "model").exists()
     ]
+
+
+def _adapter_name(run: Run, runs: list[Run]) -> str:
+    name = f"{run.label}-{run.task}"
+    if sum(f"{r.label}-{r.task}" == name for r in runs) > 1:  # e.g. two seeds of a soup
+        name += f"-n{size_str(run.train_size)}-s{run.seed}"
+    return name
+
+
+def _adapter_section(runs: list[Run], out_dir: Path) -> list[Block]:
+    trained = _adapters_to_compare(runs)
     by_base: dict[str, list[Run]] = {}
     for r in trained:  # only adapters of one base model have comparable weight updates
         by_base.setdefault(_base_model(r), []).append(r)
@@ -136,19 +152,22 @@ def _adapter_section(runs: list[Run], out_dir: Path) -> list[Block]:
         with tempfile.TemporaryDirectory(prefix="ecomlm-adapters-") as tmp:
             links = []  # short names: the analysis labels adapters by their folder's name
             for r in adapters:
-                link = Path(tmp) / f"{r.label}-{r.task}"
+                link = Path(tmp) / _adapter_name(r, adapters)
                 link.symlink_to(r.dir.resolve(), target_is_directory=True)
                 links.append(link)
             files = analyze_adapters(links, out_dir / "adapters")
         png = Path(files["heatmap"]).read_bytes()
     except Exception as e:
         return blocks + [("p", f"Skipped: adapter analysis failed ({type(e).__name__}: {e}).")]
-    names = ", ".join(f"{r.label} on {r.task}" for r in adapters)
+    names = ", ".join(
+        f"{r.label} on {r.task} (n={size_str(r.train_size)}, seed {r.seed})" for r in adapters
+    )
     return blocks + [
         (
             "p",
             "Cosine similarity and subspace overlap of the LoRA weight updates dW = B·A "
-            f"(alpha/r) between adapters ({names}); CSVs in `adapters/`.",
+            f"(alpha/r) between the adapters the study merged and its mixed-task adapters "
+            f"(else its headline adapters): {names}. CSVs in `adapters/`.",
         ),
         ("fig", Figure("adapter_similarity", png, "LoRA adapter similarity.")),
     ]
