@@ -502,3 +502,4 @@ def test_real_llm_methods_in_a_study(tmp_path, tiny_llama):
     with open(study_dir / "report" / "adapters" / "matrix_cos_delta.csv") as f:
         assert f.readline().strip().split(",")[1:] == [
             "lora-esci", "lora-queryner", "lora-mixed-esci"]  # fmt: skip
+    assert "| lora-esci | lora-mixed-esci |" in similarity  # each pair's numbers, as a table

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import statistics
@@ -157,6 +158,8 @@ def _adapter_section(runs: list[Run], out_dir: Path) -> list[Block]:
                 links.append(link)
             files = analyze_adapters(links, out_dir / "adapters")
         png = Path(files["heatmap"]).read_bytes()
+        with open(files["pairs"], newline="") as f:
+            pairs = list(csv.DictReader(f))
     except Exception as e:
         return blocks + [("p", f"Skipped: adapter analysis failed ({type(e).__name__}: {e}).")]
     names = ", ".join(
@@ -169,8 +172,25 @@ def _adapter_section(runs: list[Run], out_dir: Path) -> list[Block]:
             f"(alpha/r) between the adapters the study merged and its mixed-task adapters "
             f"(else its headline adapters): {names}. CSVs in `adapters/`.",
         ),
+        ("table", _similarity_table(pairs)),
         ("fig", Figure("adapter_similarity", png, "LoRA adapter similarity.")),
     ]
+
+
+def _similarity_table(pairs: list[dict[str, str]]) -> Table:
+    """One row per adapter pair, overall (all modules): the numbers behind the heatmap."""
+    return Table(
+        ["adapter A", "adapter B", "cosine of dW", "subspace overlap of dW"],
+        [
+            [
+                p["adapter_a"],
+                p["adapter_b"],
+                f"{float(p['cos_delta']):.3f}",
+                f"{float(p['overlap_delta']):.3f}",
+            ]  # fmt: skip
+            for p in pairs
+        ],
+    )
 
 
 def _cost_section(runs: list[Run], tasks: list[str], labels: list[str]) -> list[Block]:
