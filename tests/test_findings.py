@@ -248,6 +248,12 @@ def test_a_merge_is_compared_with_its_own_tasks_adapter_among_those_it_merged(mo
     mixed = replace(merged, label="lora-mixed", family="lora-mixed", method="lora", deps=[])
     text = comparisons._variant_findings(runs, {("esci", "lora-mixed"): mixed}, "esci")
     assert "lora-mixed is worse than single-task lora at n=256 (-0.300" in text
+    # a better adapter of another base model (the second LLM family) is not its reference
+    better = {"accuracy": 0.95, "invalid_rate": 0.0}
+    gemma = replace(single_256, id="esci-lora-gemma-n256", label="lora-gemma",
+                    base_model="gemma3", metrics=better)  # fmt: skip
+    text = comparisons._variant_findings(runs + [gemma], {("esci", "lora-mixed"): mixed}, "esci")
+    assert "than single-task lora at n=256 (-0.300" in text and "lora-gemma" not in text
 
 
 def test_demonstrations_are_tested_against_the_same_models_zero_shot(monkeypatch):

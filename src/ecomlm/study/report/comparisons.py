@@ -221,6 +221,7 @@ def _variant_findings(runs: list[Run], head: dict[tuple[str, str], Run], task: s
             and r.trained_adapter
             and not r.mixed
             and r.task == task
+            and r.base_model == other.base_model  # a mixed adapter vs its own base model's
             and (
                 r.id in other.deps
                 if other.deps and not other.mixed

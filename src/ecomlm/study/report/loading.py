@@ -52,6 +52,7 @@ class Run:
     confusion: dict[str, Any] | None = None  # labels + matrix (classification)
     method: str = ""
     deps: list[str] = field(default_factory=list)  # ids of the runs it builds on (merges)
+    base_model: str = ""  # an LLM run's base_model option ("" = the method's default)
     # its folder is gone; its numbers come from an earlier report's JSON record, so it has
     # no predictions for paired tests (``with_earlier_records``)
     earlier_record: bool = False
@@ -186,6 +187,7 @@ def load_runs(
             role=p.get("role", "train"),
             method=p["spec"].get("method", ""),
             deps=list(p.get("deps") or []),
+            base_model=str((p["spec"].get("method_config") or {}).get("base_model") or ""),
             status=status,
             error=row.get("error") or _unfinished_reason(metrics_path, finished),
             main_metric=metric_of[key],
