@@ -113,18 +113,21 @@ def _base_model(run: Run) -> str:
     return ""
 
 
-def _adapters_to_compare(runs: list[Run]) -> list[Run]:
+def _adapters_to_compare(runs: list[Run]) -> tuple[list[Run], str]:
     """The adapters the study merged and its mixed-task adapters (similarity is asked of
-    them: does it predict merge and mixed-task gains?); without merges, the headline ones."""
+    them: does it predict merge and mixed-task gains?); without those, the headline ones.
+    Returns the runs and what they are, in words."""
     by_id = {r.id: r for r in runs}
     merged = {d for r in runs if r.combined_adapter and not r.mixed for d in r.deps}
     chosen = [by_id[d] for d in sorted(merged) if d in by_id]
     chosen += [r for r in runs if r.mixed]
+    what = "the adapters the study merged and its mixed-task adapters"
     if len(chosen) < 2:
-        chosen = list(headline_runs(runs).values())
-    return [
+        chosen, what = list(headline_runs(runs).values()), "the headline adapters"
+    usable = [
         r for r in chosen if r.trained_adapter and r.role == "train" and (r.dir / "model").exists()
     ]
+    return usable, what
 
 
 def _adapter_name(run: Run, runs: list[Run]) -> str:
@@ -135,7 +138,7 @@ def _adapter_name(run: Run, runs: list[Run]) -> str:
 
 
 def _adapter_section(runs: list[Run], out_dir: Path) -> list[Block]:
-    trained = _adapters_to_compare(runs)
+    trained, what = _adapters_to_compare(runs)
     by_base: dict[str, list[Run]] = {}
     for r in trained:  # only adapters of one base model have comparable weight updates
         by_base.setdefault(_base_model(r), []).append(r)
@@ -169,8 +172,10 @@ def _adapter_section(runs: list[Run], out_dir: Path) -> list[Block]:
         (
             "p",
             "Cosine similarity and subspace overlap of the LoRA weight updates dW = B·A "
-            f"(alpha/r) between the adapters the study merged and its mixed-task adapters "
-            f"(else its headline adapters): {names}. CSVs in `adapters/`.",
+            f"(alpha/r) between {what}: {names}. CSVs in `adapters/`. Adapters trained "
+            "with the same seed start from the same random LoRA A matrices, which alone "
+            "makes their cosine non-zero: where the study has several seeds, compare "
+            "adapters of different seeds.",
         ),
         ("table", _similarity_table(pairs)),
         ("fig", Figure("adapter_similarity", png, "LoRA adapter similarity.")),
@@ -187,7 +192,7 @@ def _similarity_table(pairs: list[dict[str, str]]) -> Table:
                 p["adapter_b"],
                 f"{float(p['cos_delta']):.3f}",
                 f"{float(p['overlap_delta']):.3f}",
-            ]  # fmt: skip
+            ]
             for p in pairs
         ],
     )
