@@ -317,11 +317,10 @@ def check_references(cfg: StudyConfig, where: str) -> None:
                 not reusable or not earlier[0].startswith(section) or earlier[1] & tasks
             ):
                 raise StudyConfigError(
-                    f"{loc}.label: label {label!r} already used by {labels[label][0]} on "
+                    f"{loc}.label: label {label!r} already used by {earlier[0]} on "
                     "the same tasks; give each entry a distinct label"
                 )
-            seen = labels.get(label, ("", set()))
-            labels[label] = (f"{section}[{i}]", seen[1] | tasks)
+            labels[label] = (f"{section}[{i}]", (earlier[1] if earlier else set()) | tasks)
             for j, t in enumerate(entry.tasks or []):
                 if t not in task_names:
                     raise StudyConfigError(
