@@ -134,19 +134,20 @@ def test_a_degenerate_generator_is_flagged_against_the_best_constant_answer():
     assert verdicts.constant_baseline(task, [], "rougeL") is None
 
 
-def test_adapter_similarity_compares_adapters_of_one_base_only(tmp_path):
-    """SmolLM2 and Gemma-3 adapters have different shapes: comparing them failed the
-    whole section; adapters are grouped by the base model their PEFT config names."""
-    from ecomlm.study.report.sections import _base_model
+def test_a_runs_base_model_is_its_option_else_its_methods_default():
+    """Adapters are grouped (similarity: SmolLM2 and Gemma-3 adapters differ in shape) and
+    paired (a mixed adapter vs its own base model's single-task one) by base model; a run
+    naming the default and one leaving it out are of one base model."""
+    from ecomlm.study.report.loading import _base_model
 
-    for name, base in (("a", "/models/smollm2"), ("b", "/models/gemma3")):
-        folder = tmp_path / name / "model" / "adapter"
-        folder.mkdir(parents=True)
-        (folder / "adapter_config.json").write_text(f'{{"base_model_name_or_path": "{base}"}}')
-    runs = [run("lora", 0.5), run("lora-gemma", 0.5)]
-    runs[0].dir, runs[1].dir = tmp_path / "a", tmp_path / "b"
-    assert [_base_model(r) for r in runs] == ["/models/smollm2", "/models/gemma3"]
-    assert _base_model(run("icl", 0.5)) == ""  # no adapter folder
+    def spec(method, **config):
+        return {"method": method, "method_config": config}
+
+    assert _base_model(spec("lora")) == _base_model(spec("lora", base_model="smollm2"))
+    assert _base_model(spec("lora")) == "smollm2"
+    assert _base_model(spec("lora", base_model="gemma3")) == "gemma3"
+    # no such option, a merge's default (its adapters'), a method this install lacks
+    assert [_base_model(spec(m)) for m in ("icl", "merge", "no-such-method")] == ["", "", ""]
 
 
 def test_learning_curve_tables_show_each_size_and_the_seed_spread():

@@ -4,12 +4,12 @@ headline selection and the flat per-run summaries of ``ecomlm report --json``.""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from ecomlm.io import read_json, read_jsonl, read_yaml
-from ecomlm.methods import MethodInfo, method_info
+from ecomlm.methods import MethodInfo, get_method_class, method_info
 from ecomlm.methods.convergence import TRAINING_FILE
 from ecomlm.study import verdicts
 from ecomlm.study.grid import MIXED_KIND
@@ -52,7 +52,7 @@ class Run:
     confusion: dict[str, Any] | None = None  # labels + matrix (classification)
     method: str = ""
     deps: list[str] = field(default_factory=list)  # ids of the runs it builds on (merges)
-    base_model: str = ""  # an LLM run's base_model option ("" = the method's default)
+    base_model: str = ""  # an LLM run's base_model option, else its method's default
     # its folder is gone; its numbers come from an earlier report's JSON record, so it has
     # no predictions for paired tests (``with_earlier_records``)
     earlier_record: bool = False
@@ -187,7 +187,7 @@ def load_runs(
             role=p.get("role", "train"),
             method=p["spec"].get("method", ""),
             deps=list(p.get("deps") or []),
-            base_model=str((p["spec"].get("method_config") or {}).get("base_model") or ""),
+            base_model=_base_model(p["spec"]),
             status=status,
             error=row.get("error") or _unfinished_reason(metrics_path, finished),
             main_metric=metric_of[key],
@@ -214,6 +214,21 @@ def load_runs(
                 )
         runs.append(run)
     return runs
+
+
+def _base_model(spec: dict) -> str:
+    """The base model of an LLM run: its ``base_model`` option, else its method's default,
+    so that a run naming the default and one leaving it out are of one base model; ""
+    for methods without the option."""
+    given = (spec.get("method_config") or {}).get("base_model")
+    if given:
+        return str(given)
+    try:
+        config = get_method_class(spec.get("method", "")).Config
+    except ValueError:  # a method this install does not have
+        return ""
+    default = next((f.default for f in fields(config) if f.name == "base_model"), None)
+    return str(default) if isinstance(default, str) else ""  # a merge's: its adapters'
 
 
 def _unfinished_reason(metrics_path: Path, finished: bool) -> str | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import json
 import math
 import statistics
 from pathlib import Path
@@ -106,13 +105,6 @@ def _curve_cell(at: list[Run]) -> str:
     return text
 
 
-def _base_model(run: Run) -> str:
-    """The base model an adapter was trained on (its PEFT config), for grouping."""
-    for path in (run.dir / "model").glob("**/adapter_config.json"):
-        return str(json.loads(path.read_text()).get("base_model_name_or_path", ""))
-    return ""
-
-
 def _adapters_to_compare(runs: list[Run]) -> tuple[list[Run], str]:
     """The adapters the study merged and its mixed-task adapters (similarity is asked of
     them: does it predict merge and mixed-task gains?); without those, the headline ones.
@@ -141,7 +133,7 @@ def _adapter_section(runs: list[Run], out_dir: Path) -> list[Block]:
     trained, what = _adapters_to_compare(runs)
     by_base: dict[str, list[Run]] = {}
     for r in trained:  # only adapters of one base model have comparable weight updates
-        by_base.setdefault(_base_model(r), []).append(r)
+        by_base.setdefault(r.base_model, []).append(r)
     adapters = max(by_base.values(), key=len, default=[])
     if len(adapters) < 2:
         return []
