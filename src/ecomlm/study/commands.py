@@ -98,7 +98,7 @@ def report(
 ) -> None:
     """Write report.md and a self-contained report.html for a study folder."""
     from ecomlm.io import read_yaml
-    from ecomlm.study.report import write_report
+    from ecomlm.study.report import load_runs, run_summaries, with_earlier_records, write_report
     from ecomlm.study.store import CONFIG_FILE
 
     study = read_yaml(runs_dir / CONFIG_FILE) if (runs_dir / CONFIG_FILE).exists() else {}
@@ -110,17 +110,16 @@ def report(
         from ecomlm.io import read_json
 
         earlier = read_json(json_out).get("runs") or []
-    path = write_report(runs_dir, out, n_boot=n_boot, seed=seed, budget_s=budget_s,
-                        earlier=earlier)  # fmt: skip
+    if not runs_dir.is_dir():
+        raise FileNotFoundError(f"{runs_dir}: study folder not found")
+    runs = load_runs(runs_dir, n_boot=n_boot, seed=seed, budget_s=budget_s)
+    runs = with_earlier_records(runs, earlier or [])  # the report and the JSON: one set
+    path = write_report(runs_dir, out, n_boot=n_boot, runs=runs)
     typer.echo(f"report: {path} and {path.with_suffix('.html')}")
     if json_out is not None:
         from ecomlm.io import write_json
-        from ecomlm.study.report import load_runs, run_summaries, with_earlier_records
 
-        # the same resamples as the report: the cached statistics are reused
-        runs = load_runs(runs_dir, n_boot=n_boot, seed=seed, budget_s=budget_s)
-        records = run_summaries(with_earlier_records(runs, earlier or []))
-        write_json(json_out, {"study": runs_dir.name, "runs": records})
+        write_json(json_out, {"study": runs_dir.name, "runs": run_summaries(runs)})
         typer.echo(f"runs: {json_out}")
 
 

@@ -43,16 +43,8 @@ from ecomlm.study.report.sections import (
 
 
 def build_report(
-    study_dir: Path,
-    out_dir: Path,
-    n_boot: int = 1000,
-    seed: int = 0,
-    budget_s: float = 5.0,
-    earlier: list[dict] | None = None,
+    study_dir: Path, out_dir: Path, runs: list[Run], n_boot: int = 1000
 ) -> tuple[str, list[Block]]:
-    runs = load_runs(study_dir, n_boot=n_boot, seed=seed, budget_s=budget_s)
-    if earlier:
-        runs = with_earlier_records(runs, earlier)
     name = study_dir.name
     tasks = _task_order(runs)
     labels = _label_order(runs)
@@ -94,17 +86,21 @@ def write_report(
     seed: int = 0,
     budget_s: float = 5.0,
     earlier: list[dict] | None = None,
+    runs: list[Run] | None = None,
 ) -> Path:
     """Write ``report.md`` (+ figures/) and a self-contained ``report.html``; returns
     report.md. ``earlier``: an earlier ``--json`` file's records, standing in for runs whose
-    folders are gone (``with_earlier_records``)."""
+    folders are gone (``with_earlier_records``). ``runs``: the folder's runs, if the caller
+    has loaded them already (``load_runs`` with the same resamples)."""
     study = Path(study_dir)
     if not study.is_dir():
         raise FileNotFoundError(f"{study}: study folder not found")
     out = Path(out_dir) if out_dir is not None else study / "report"
-    title, blocks = build_report(
-        study, out, n_boot=n_boot, seed=seed, budget_s=budget_s, earlier=earlier
-    )
+    if runs is None:
+        runs = load_runs(study, n_boot=n_boot, seed=seed, budget_s=budget_s)
+    if earlier:
+        runs = with_earlier_records(runs, earlier)
+    title, blocks = build_report(study, out, runs, n_boot=n_boot)
     for kind, body in blocks:
         if kind == "fig":
             atomic_write_bytes(out / "figures" / f"{body.name}.png", body.png)
