@@ -25,10 +25,10 @@ from typing import Any
 from ecomlm.io import read_json, read_jsonl, read_yaml, write_json, write_jsonl, write_yaml
 from ecomlm.methods.convergence import TRAINING_FILE
 from ecomlm.runs import TRAIN_LOG
+from ecomlm.study.store import RESULT_FIELDS
 
 FORMAT = 2
 MODEL_DIR = "model"
-_ROW_FIELDS = ("status", "metrics", "cost", "seconds", "cpu_seconds", "stats_error")
 # rebuilt from the data on restore; ``raw`` (the model's text) can quote the input
 _EXAMPLE_FIELDS = ("index", "input", "gold", "raw")
 
@@ -57,7 +57,7 @@ def save_run(study_dir: str | Path, run_id: str, row: dict[str, Any], archive_di
     header = {
         "format": FORMAT,
         "id": run_id,
-        "row": {k: row.get(k) for k in _ROW_FIELDS if row.get(k) is not None},
+        "row": {k: row.get(k) for k in RESULT_FIELDS if row.get(k) is not None},  # done: no error
         "config": config,
         "predictions_archived": not quotes_data,
         "training": _optional_json(run / TRAINING_FILE),

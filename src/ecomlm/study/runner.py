@@ -36,7 +36,7 @@ from ecomlm.study.archive import lacks_model, save_run
 from ecomlm.study.archive import sync as sync_archive
 from ecomlm.study.config import StudyConfig, StudyConfigError
 from ecomlm.study.grid import PlannedRun, budget_blockers, calibrated_estimates, expand, waves
-from ecomlm.study.store import CONFIG_FILE, PLAN_FILE, ResultStore, run_finished
+from ecomlm.study.store import CONFIG_FILE, PLAN_FILE, RESULT_FIELDS, ResultStore, run_finished
 
 
 @dataclass
@@ -462,8 +462,7 @@ def _lock(study_dir: Path) -> Any:
 
 
 def _result_fields(result: dict[str, Any]) -> dict[str, Any]:
-    keep = ("status", "metrics", "cost", "seconds", "cpu_seconds", "error", "stats_error")
-    fields = {k: result.get(k) for k in keep}
+    fields = {k: result.get(k) for k in RESULT_FIELDS}
     if result["status"] == "done":
         fields["error"] = None
     return fields

@@ -20,6 +20,8 @@ from ecomlm.io import read_json, read_jsonl, write_jsonl
 RESULTS_FILE = "results.jsonl"
 PLAN_FILE = "plan.json"
 CONFIG_FILE = "study.yaml"
+# what a row keeps of a run's result, beside the planned metadata (the ledger keeps the same)
+RESULT_FIELDS = ("status", "metrics", "cost", "seconds", "cpu_seconds", "error", "stats_error")
 
 
 class ResultStore:
