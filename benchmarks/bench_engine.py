@@ -54,8 +54,12 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=8)
     parser.add_argument("--tasks", default="esci,queryner,review_summ,desc_gen")
     parser.add_argument("--out", default="benchmarks/results/engine.json")
-    parser.add_argument("--weights", nargs="+", default=["native", "bf16", "f32"],
-                        help="engine weight types to compare (first = the headline keys)")
+    parser.add_argument(
+        "--weights",
+        nargs="+",
+        default=["native", "bf16", "f32"],
+        help="engine weight types to compare (first = the headline keys)",
+    )
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import torch

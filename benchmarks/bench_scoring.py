@@ -118,8 +118,11 @@ def main() -> None:
     load = os.getloadavg()
     result = {
         "command": "python benchmarks/bench_scoring.py "
-        + " ".join(f"--{k.replace('_', '-')} {v if not isinstance(v, list) else ' '.join(v)}"
-                   for k, v in vars(args).items() if v != ""),  # fmt: skip
+        + " ".join(
+            f"--{k.replace('_', '-')} {v if not isinstance(v, list) else ' '.join(v)}"
+            for k, v in vars(args).items()
+            if v != ""
+        ),  # fmt: skip
         "device": f"CPU ({os.cpu_count()} cores, torch threads={args.threads})",
         "model": args.base,
         "load_average_start": load,

@@ -284,8 +284,12 @@ async def load(url: str, bodies: list, concurrency: int, cap_s: float, timeout_s
         },
         "server_batching": health.get("batching", {}),
         "by_kind": {
-            kind: {"requests": len(v), "status_counts": kind_status[kind],
-                   "p50_ms": _pct(v, 0.50), "p99_ms": _pct(v, 0.99)}
+            kind: {
+                "requests": len(v),
+                "status_counts": kind_status[kind],
+                "p50_ms": _pct(v, 0.50),
+                "p99_ms": _pct(v, 0.99),
+            }
             for kind, v in by_kind.items()
         },  # fmt: skip
     }

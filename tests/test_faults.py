@@ -47,9 +47,7 @@ def _icl(server: ChatServer, cache: Path) -> IclMethod:
     return IclMethod(get_task("esci"), config).fit(_examples(4, "p"))
 
 
-def test_cached_answers_never_cross_endpoints_and_keys_are_redacted(
-    servers, tmp_path, monkeypatch
-):
+def test_cached_answers_never_cross_endpoints_and_keys_are_redacted(servers, tmp_path, monkeypatch):
     good, liar = servers
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     cache = tmp_path / "cache"

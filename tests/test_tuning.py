@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 FAKE = textwrap.dedent(
-    '''
+    """
     from dataclasses import dataclass
     from ecomlm.tasks.base import Prediction
 
@@ -41,7 +41,7 @@ FAKE = textwrap.dedent(
 
         def save(self, path):
             pass
-    '''
+    """
 )
 
 

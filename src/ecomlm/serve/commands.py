@@ -46,7 +46,9 @@ def serve(
     timeout: float = typer.Option(60.0, "--timeout", help="Per-request timeout in seconds (504)."),
     max_body_bytes: int = typer.Option(1 << 20, "--max-body-bytes", help="Body limit (413)."),
     api_key: str | None = typer.Option(
-        None, "--api-key", envvar="ECOMLM_API_KEY",
+        None,
+        "--api-key",
+        envvar="ECOMLM_API_KEY",
         help="Require 'Authorization: Bearer KEY' (401 otherwise); /health stays open.",
     ),  # fmt: skip
 ) -> None:

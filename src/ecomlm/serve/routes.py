@@ -141,8 +141,9 @@ def add_openai_routes(
             {"role": "system" if m.role == "developer" else m.role, "content": m.text()}
             for m in body.messages
         ]
-        limit, n_prompt = registry.context_limit(served.name), registry.prompt_tokens(
-            served.name, messages
+        limit, n_prompt = (
+            registry.context_limit(served.name),
+            registry.prompt_tokens(served.name, messages),
         )
         if n_prompt + max_tokens > limit:
             raise ApiError(

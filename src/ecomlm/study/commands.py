@@ -28,8 +28,10 @@ def study(
         False, "--force-new-config", help="Continue a study folder made with another config."
     ),
     archive: Path | None = typer.Option(
-        None, "--archive", help="Ledger of finished runs to restore from and write to "
-        "(default: the config's `archive`)."
+        None,
+        "--archive",
+        help="Ledger of finished runs to restore from and write to "
+        "(default: the config's `archive`).",
     ),
 ) -> None:
     """Run (or resume) a comparison study: every run of the grid, then the report."""
@@ -39,9 +41,7 @@ def study(
     if isolate:
         executor = "subprocess"
     if executor not in EXECUTORS:
-        raise typer.BadParameter(
-            f"unknown executor {executor!r}; choose {', '.join(EXECUTORS)}"
-        )
+        raise typer.BadParameter(f"unknown executor {executor!r}; choose {', '.join(EXECUTORS)}")
     try:
         cfg = load_study(config)
         summary = run_study(
@@ -78,11 +78,10 @@ def study(
     if summary["failed"] or summary["skipped"]:
         raise typer.Exit(1)
 
+
 def report(
     runs_dir: Path = typer.Argument(..., help="A study folder (runs/STUDY) or folder of runs."),
-    out: Path | None = typer.Option(
-        None, "--out", help="Report folder (default RUNS_DIR/report)."
-    ),
+    out: Path | None = typer.Option(None, "--out", help="Report folder (default RUNS_DIR/report)."),
     n_boot: int | None = typer.Option(
         None, "--bootstrap", help="Bootstrap resamples (default: the study's, else 1000)."
     ),
@@ -91,9 +90,11 @@ def report(
         None, "--json", help="Also write one JSON record per run (score, CI, stop reason...)."
     ),
     keep_earlier: bool = typer.Option(
-        False, "--keep-earlier", help="A run this folder no longer has finished keeps the "
+        False,
+        "--keep-earlier",
+        help="A run this folder no longer has finished keeps the "
         "--json file's earlier record (marked earlier_record), in the JSON and the report "
-        "(its predictions are gone: no paired tests)."
+        "(its predictions are gone: no paired tests).",
     ),
 ) -> None:
     """Write report.md and a self-contained report.html for a study folder."""

@@ -334,8 +334,7 @@ def check_references(cfg: StudyConfig, where: str) -> None:
             for key in entry.size_config:
                 if key != "all" and not _is_size(key):
                     raise StudyConfigError(
-                        f"{loc}.size_config.{key}: not a train size (a count, a fraction "
-                        "or 'all')"
+                        f"{loc}.size_config.{key}: not a train size (a count, a fraction or 'all')"
                     )
             if isinstance(entry, MethodEntry) and entry.k is not None and not _k_shot(entry.name):
                 raise StudyConfigError(f"{loc}.k: only icl entries take a k list")

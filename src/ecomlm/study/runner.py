@@ -391,9 +391,12 @@ def _run_waves(
             missing = [d for d in run.deps if not store.is_done(d)]
             modelless = [d for d in run.deps if d not in missing and lacks_model(store, d)]
             if missing or modelless:
-                why = (f"dependencies not finished: {', '.join(missing)}" if missing else
-                       f"restored from the archive without the model this run needs: "
-                       f"{', '.join(modelless)} (delete its archive file to re-run it)")
+                why = (
+                    f"dependencies not finished: {', '.join(missing)}"
+                    if missing
+                    else f"restored from the archive without the model this run needs: "
+                    f"{', '.join(modelless)} (delete its archive file to re-run it)"
+                )
                 store.put(run.id, **_meta(run), status="skipped", error=why)  # fmt: skip
                 counts["skipped"] += 1
                 bar.update(1)

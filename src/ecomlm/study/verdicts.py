@@ -140,9 +140,7 @@ def claim_blockers(
     elif cmp is None:
         out.append("the runs were not evaluated on the same examples (no paired test)")
     elif cmp["lo"] <= 0 <= cmp["hi"]:
-        out.append(
-            "the 95% CI of the difference includes 0: evaluate more examples or add seeds"
-        )
+        out.append("the 95% CI of the difference includes 0: evaluate more examples or add seeds")
     elif not same_data:
         better, worse = (a, b) if cmp["delta"] > 0 else (b, a)
         if size_key(better.train_size) > size_key(worse.train_size):

@@ -80,6 +80,7 @@ class BertMethod:
     family = "plm"  # what it is (``ecomlm.methods.base.MethodInfo``)
     lr_grid = (2e-5, 5e-5, 1e-4)
     estimate = (15.0, 0.15, 0.02)
+
     def __init__(self, task: Any, config: BertConfig | None = None) -> None:
         kind = task_kind(task)
         supported = kind == "tagging" or (kind == "classification" and bool(task.labels))

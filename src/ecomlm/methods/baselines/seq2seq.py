@@ -78,6 +78,7 @@ class Seq2SeqMethod:
     family = "seq2seq"  # what it is (``ecomlm.methods.base.MethodInfo``)
     lr_grid = (2e-4, 5e-4, 1e-3)
     estimate = (10.0, 0.15, 0.25)
+
     def __init__(self, task: Any, config: Seq2SeqConfig | None = None) -> None:
         supported = hasattr(task, "source_text") and hasattr(task, "target_texts")
         require_task(self.name, task, supported, "a generation task (source_text, target_texts)")
@@ -177,7 +178,7 @@ class Seq2SeqMethod:
                 pad_id=self.tokenizer.pad_token_id,
                 evaluate=evaluate if dev_set else None,
                 **loop_options(cfg),
-            dev_metric=self.task.main_metric,
+                dev_metric=self.task.main_metric,
                 device=pick_device(cfg.device),
                 desc=f"seq2seq/{self.task.name}",
             )

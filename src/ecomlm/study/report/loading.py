@@ -337,9 +337,7 @@ def with_earlier_records(runs: list[Run], earlier: list[dict[str, Any]]) -> list
     ledger existed), so it has no predictions for paired tests, but its numbers stand."""
     done_before = {r["id"]: r for r in earlier if r.get("status") == "done"}
     return [
-        _from_record(run, done_before[run.id])
-        if not run.done and run.id in done_before
-        else run
+        _from_record(run, done_before[run.id]) if not run.done and run.id in done_before else run
         for run in runs
     ]
 
@@ -358,9 +356,7 @@ def _from_record(run: Run, rec: dict[str, Any]) -> Run:
         stats={"metrics": {main: {"lo": lo, "hi": hi}}},
         training={**training, "stop_reason": rec.get("stop_reason")},
         cost={} if rec.get("train_seconds") is None else {"train_seconds": rec["train_seconds"]},
-        baseline=None
-        if rec.get("majority_baseline") is None
-        else {main: rec["majority_baseline"]},
+        baseline=None if rec.get("majority_baseline") is None else {main: rec["majority_baseline"]},
         baseline_name=run.baseline_name if _classifies(run) else CONSTANT_ANSWER,
     )
 
