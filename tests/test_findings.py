@@ -212,6 +212,8 @@ def test_best_runs_of_different_sizes_are_also_compared_at_a_common_size(monkeyp
     assert "inconclusive — bert trained on more data (n=all vs n=500)" in text
     # the largest size both finished (500, not 100), where data cannot explain the gap
     assert "At n=500: bert beats lora (lora − bert = -0.150" in text
+    # the claim first, then what is undecided
+    assert text.index("**1 finding(s):** At n=500: bert beats") < text.index("**1 inconclusive:**")
     # same sizes: nothing added
     comps[0]["b"] = bert_500
     (_, _), (_, _), (_, items) = _findings([bert_500, lora_500], ["esci"], comps, 1000)
@@ -241,19 +243,23 @@ def test_a_merge_is_compared_with_its_own_tasks_adapter_among_those_it_merged(mo
     merged = replace(run("merge-ties", 0.6, stop="not_trained", family="merge"), method="merge",
                      train_size=256, deps=["esci-lora-n500", "other-task-lora"])  # fmt: skip
     runs = [single_500, single_256, merged]
-    text = comparisons._variant_findings(runs, {("esci", "merge-ties"): merged}, "esci")
+    ((allowed, text),) = comparisons._variant_findings(
+        runs, {("esci", "merge-ties"): merged}, "esci"
+    )
     # its own adapter (n=500), not the one of the merge's nominal size; the merge holds that
     # adapter's data, so the train sizes are no reason to withhold the claim
     assert "merge-ties is worse than single-task lora at n=500 (-0.100" in text
-    assert "inconclusive" not in text
+    assert allowed and "inconclusive" not in text
     mixed = replace(merged, label="lora-mixed", family="lora-mixed", method="lora", deps=[])
-    text = comparisons._variant_findings(runs, {("esci", "lora-mixed"): mixed}, "esci")
+    ((_, text),) = comparisons._variant_findings(runs, {("esci", "lora-mixed"): mixed}, "esci")
     assert "lora-mixed is worse than single-task lora at n=256 (-0.300" in text
     # a better adapter of another base model (the second LLM family) is not its reference
     better = {"accuracy": 0.95, "invalid_rate": 0.0}
     gemma = replace(single_256, id="esci-lora-gemma-n256", label="lora-gemma",
                     base_model="gemma3", metrics=better)  # fmt: skip
-    text = comparisons._variant_findings(runs + [gemma], {("esci", "lora-mixed"): mixed}, "esci")
+    ((_, text),) = comparisons._variant_findings(
+        runs + [gemma], {("esci", "lora-mixed"): mixed}, "esci"
+    )
     assert "than single-task lora at n=256 (-0.300" in text and "lora-gemma" not in text
 
 

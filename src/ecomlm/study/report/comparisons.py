@@ -162,15 +162,17 @@ def _findings(
         if not ranked:
             continue
         text = f"**{task}** ({ranked[0].main_metric}): "
-        claims = [c for c in comps if c["task"] == task]
-        text += " ".join(
-            verdicts.verdict(c["a"], c["b"], c["cmp"])[1] + _at_same_size(runs, c["a"], c["b"])
-            for c in claims
-        )
-        if not claims:
-            text += f"only {ranked[0].label} finished; nothing to compare."
-        text += _variant_findings(runs, head, task)
-        items.append(text)
+        comps_of_task = [c for c in comps if c["task"] == task]
+        sentences = [
+            sentence
+            for c in comps_of_task
+            for sentence in [verdicts.verdict(c["a"], c["b"], c["cmp"])]
+            + _at_same_size(runs, c["a"], c["b"])
+        ]
+        sentences += _variant_findings(runs, head, task)
+        if not comps_of_task:
+            text += f"only {ranked[0].label} finished; nothing to compare. "
+        items.append((text + _claims_first(sentences)).rstrip())
     failed = [r for r in runs if r.status in ("failed", "skipped")]
     if failed:
         items.append(f"{len(failed)} run(s) failed or were skipped; see 'Failed runs'.")
@@ -185,11 +187,24 @@ def _findings(
     return [("h2", "Findings"), ("p", intro), ("ul", items)] if items else []
 
 
-def _at_same_size(runs: list[Run], a: Run, b: Run) -> str:
+def _claims_first(sentences: list[tuple[bool, str]]) -> str:
+    """The claims a task's comparisons allow, then the inconclusive ones (a reader looks
+    for the first; the second say what to run next)."""
+    claims = [text for allowed, text in sentences if allowed]
+    undecided = [text for allowed, text in sentences if not allowed]
+    parts = []
+    if claims:
+        parts.append(f"**{len(claims)} finding(s):** " + " ".join(claims))
+    if undecided:
+        parts.append(f"**{len(undecided)} inconclusive:** " + " ".join(undecided))
+    return " ".join(parts)
+
+
+def _at_same_size(runs: list[Run], a: Run, b: Run) -> list[tuple[bool, str]]:
     """When the best runs of two labels differ in train size, the same claim at the
     largest size both labels finished (lowest seed): a method claim data cannot explain."""
     if a.train_size == b.train_size:
-        return ""
+        return []
 
     def finished(label: str) -> dict[Any, Run]:
         out: dict[Any, Run] = {}
@@ -201,16 +216,20 @@ def _at_same_size(runs: list[Run], a: Run, b: Run) -> str:
     of_a, of_b = finished(a.label), finished(b.label)
     common = set(of_a) & set(of_b)
     if not common:
-        return ""
+        return []
     size = max(common, key=size_key)
     a2, b2 = of_a[size], of_b[size]
-    return f" At n={size_str(size)}: " + verdicts.verdict(a2, b2, compare(a2, b2))[1]
+    allowed, text = verdicts.verdict(a2, b2, compare(a2, b2))
+    return [(allowed, f"At n={size_str(size)}: {text}")]
 
 
-def _variant_findings(runs: list[Run], head: dict[tuple[str, str], Run], task: str) -> str:
+def _variant_findings(
+    runs: list[Run], head: dict[tuple[str, str], Run], task: str
+) -> list[tuple[bool, str]]:
     """A mixed-task adapter vs the single-task adapter of the same size and seed; a merged
-    adapter vs the single-task adapter of this task among those it merged."""
-    text = ""
+    adapter vs the single-task adapter of this task among those it merged: (claim allowed,
+    sentence) each."""
+    found = []
     for other in (r for (t, _), r in head.items() if t == task):
         if not other.combined_adapter:
             continue
@@ -241,11 +260,12 @@ def _variant_findings(runs: list[Run], head: dict[tuple[str, str], Run], task: s
         delta = other.main - single.main
         blockers = verdicts.claim_blockers(other, single, cmp, same_data=single.id in other.deps)
         guard = f" — inconclusive: {'; '.join(blockers)}" if blockers else ""
-        text += (
-            f" {other.label} {rel} single-task {single.label} at n={size_str(single.train_size)}"
-            f" ({delta:+.3f}{sig}){guard}."
-        )
-    return text
+        found.append((
+            not blockers,
+            f"{other.label} {rel} single-task {single.label} at n={size_str(single.train_size)}"
+            f" ({delta:+.3f}{sig}){guard}.",
+        ))  # fmt: skip
+    return found
 
 
 def _lora_variants_section(runs: list[Run], tasks: list[str]) -> list[Block]:
