@@ -124,14 +124,14 @@ def test_report_keep_earlier_stands_in_earlier_records_for_runs_whose_folders_ar
     cfg.archive = None  # nothing to restore the lost run from
     run_study(cfg, study, write_report=False, log=lambda s: None)
     out = tmp_path / "runs.json"
-    report(study, None, 50, 0, out, False)
+    report(study, None, 50, 0, out, False, [])
     before = {r["id"]: r for r in read_json(out)["runs"]}
     lost = next(i for i in before if i.startswith("esci-lora-b-"))
     shutil.rmtree(study / lost)
-    report(study, None, 50, 0, tmp_path / "plain.json", False)  # without --keep-earlier
+    report(study, None, 50, 0, tmp_path / "plain.json", False, [])  # without --keep-earlier
     plain = {r["id"]: r for r in read_json(tmp_path / "plain.json")["runs"]}
     assert plain[lost]["status"] == "todo" and plain[lost]["score"] is None
-    report(study, None, 50, 0, out, True)
+    report(study, None, 50, 0, out, True, [])
     after = {r["id"]: r for r in read_json(out)["runs"]}
     assert after[lost] == {**before[lost], "earlier_record": True}
     assert all(after[i] == before[i] for i in before if i != lost)

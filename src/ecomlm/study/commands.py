@@ -96,6 +96,12 @@ def report(
         "--json file's earlier record (marked earlier_record), in the JSON and the report "
         "(its predictions are gone: no paired tests).",
     ),
+    update_doc: list[Path] = typer.Option(
+        [],
+        "--update-doc",
+        help="Rewrite this page's sections headed '## NAME (generated)' with the report's "
+        "'## NAME' (repeatable); the rest of the page stays as written.",
+    ),
 ) -> None:
     """Write report.md and a self-contained report.html for a study folder."""
     from ecomlm.io import read_yaml
@@ -113,6 +119,9 @@ def report(
         earlier = read_json(json_out).get("runs") or []
     if not runs_dir.is_dir():
         raise FileNotFoundError(f"{runs_dir}: study folder not found")
+    for page in update_doc:
+        if not page.is_file():
+            raise FileNotFoundError(f"{page}: page to update (--update-doc) not found")
     runs = load_runs(runs_dir, n_boot=n_boot, seed=seed, budget_s=budget_s)
     runs = with_earlier_records(runs, earlier or [])  # the report and the JSON: one set
     path = write_report(runs_dir, out, n_boot=n_boot, runs=runs)
@@ -122,6 +131,10 @@ def report(
 
         write_json(json_out, {"study": runs_dir.name, "runs": run_summaries(runs)})
         typer.echo(f"runs: {json_out}")
+    for page in update_doc:
+        from ecomlm.study.report.splice import update_doc as splice
+
+        typer.echo(f"{page}: updated {', '.join(splice(page, path)) or 'no section'}")
 
 
 def register(app: typer.Typer) -> None:

@@ -164,10 +164,10 @@ def _adapter_section(runs: list[Run], out_dir: Path) -> list[Block]:
         (
             "p",
             "Cosine similarity and subspace overlap of the LoRA weight updates dW = B·A "
-            f"(alpha/r) between {what}: {names}. CSVs in `adapters/`. Adapters trained "
-            "with the same seed start from the same random LoRA A matrices, which alone "
-            "makes their cosine non-zero: where the study has several seeds, compare "
-            "adapters of different seeds.",
+            f"(alpha/r) between {what}: {names}. CSVs in the report's `adapters/` folder. "
+            "Adapters trained with the same seed start from the same random LoRA A "
+            "matrices, which alone makes their cosine non-zero: where the study has several "
+            "seeds, compare adapters of different seeds.",
         ),
         ("table", _similarity_table(pairs)),
         ("fig", Figure("adapter_similarity", png, "LoRA adapter similarity.")),
