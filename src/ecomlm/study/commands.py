@@ -106,6 +106,7 @@ def report(
     """Write report.md and a self-contained report.html for a study folder."""
     from ecomlm.io import read_yaml
     from ecomlm.study.report import load_runs, run_summaries, with_earlier_records, write_report
+    from ecomlm.study.report.splice import update_doc as splice
     from ecomlm.study.store import CONFIG_FILE
 
     study = read_yaml(runs_dir / CONFIG_FILE) if (runs_dir / CONFIG_FILE).exists() else {}
@@ -132,8 +133,6 @@ def report(
         write_json(json_out, {"study": runs_dir.name, "runs": run_summaries(runs)})
         typer.echo(f"runs: {json_out}")
     for page in update_doc:
-        from ecomlm.study.report.splice import update_doc as splice
-
         typer.echo(f"{page}: updated {', '.join(splice(page, path)) or 'no section'}")
 
 
