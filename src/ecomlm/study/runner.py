@@ -466,9 +466,7 @@ def _lock(study_dir: Path) -> Any:
 
 def _result_fields(result: dict[str, Any]) -> dict[str, Any]:
     fields = {k: result.get(k) for k in RESULT_FIELDS}
-    if result["status"] == "done":
-        fields["error"] = None
-    return fields
+    return {**fields, "error": None} if result["status"] == "done" else fields
 
 
 def _result_line(run: PlannedRun, result: dict[str, Any], cfg: StudyConfig) -> str:
