@@ -209,7 +209,7 @@ def test_best_runs_of_different_sizes_are_also_compared_at_a_common_size(monkeyp
     (_, _), (_, _), (_, items) = _findings([bert_all, bert_500, lora_500, lora_100], ["esci"],
                                            comps, 1000)  # fmt: skip
     text = items[0]
-    assert "inconclusive — bert trained on more data (n=all vs n=500)" in text
+    assert "lora vs bert — bert trained on more data (n=all vs n=500)" in text
     # the largest size both finished (500, not 100), where data cannot explain the gap
     assert "At n=500: bert beats lora (lora − bert = -0.150" in text
     # the claim first, then what is undecided

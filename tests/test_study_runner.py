@@ -392,7 +392,8 @@ def test_report_on_tiny_study(tmp_path, fake):
     findings = md.split("## Findings")[1].split("\n## ")[0]
     assert "lora beats bert (lora − bert = +" in findings, findings
     # ICL scores under always answering the majority label: flagged, no claim drawn
-    assert "lora vs icl-k2: inconclusive — icl-k2 is suspect: below the majority" in findings
+    assert "inconclusive:** " in findings
+    assert "lora vs icl-k2 — icl-k2 is suspect: below the majority" in findings
     assert "**SUSPECT**: below the majority baseline" in md
     assert "## Confusion matrices" in md and "| gold \\ predicted |" in md
     assert "(figures/learning_curves.png)" in md

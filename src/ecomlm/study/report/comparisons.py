@@ -191,7 +191,11 @@ def _claims_first(sentences: list[tuple[bool, str]]) -> str:
     """The claims a task's comparisons allow, then the inconclusive ones (a reader looks
     for the first; the second say what to run next)."""
     claims = [text for allowed, text in sentences if allowed]
-    undecided = [text for allowed, text in sentences if not allowed]
+    undecided = [  # under that heading, each sentence need not say it again
+        text.replace(": inconclusive — ", " — ", 1).replace(" — inconclusive: ", " — ", 1)
+        for allowed, text in sentences
+        if not allowed
+    ]
     parts = []
     if claims:
         parts.append(f"**{len(claims)} finding(s):** " + " ".join(claims))
