@@ -163,12 +163,10 @@ def _findings(
             continue
         text = f"**{task}** ({ranked[0].main_metric}): "
         comps_of_task = [c for c in comps if c["task"] == task]
-        sentences = [
-            sentence
-            for c in comps_of_task
-            for sentence in [verdicts.verdict(c["a"], c["b"], c["cmp"])]
-            + _at_same_size(runs, c["a"], c["b"])
-        ]
+        sentences = []
+        for c in comps_of_task:
+            sentences.append(verdicts.verdict(c["a"], c["b"], c["cmp"]))
+            sentences += _at_same_size(runs, c["a"], c["b"])
         sentences += _variant_findings(runs, head, task)
         if not comps_of_task:
             text += f"only {ranked[0].label} finished; nothing to compare. "

@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from ecomlm.io import atomic_write_text
+
 GENERATED_HEADING = re.compile(r"(?m)^## (?P<name>.+?) \((?:[^()\n]*;\s*)?generated\)[ \t]*$")
 FIGURE = re.compile(r"(?m)^!\[(?P<caption>[^\]]*)\]\([^)]*\)\n(?:\n\*(?P=caption)\*\n)?\n?")
 EARLIER = " (from an earlier report)"
@@ -19,14 +21,12 @@ EARLIER = " (from an earlier report)"
 
 def _sections(text: str, marker: str) -> dict[str, str]:
     """Heading text -> body (without the heading line) of each ``marker`` section."""
-    parts = re.split(rf"(?m)^(?={re.escape(marker)} )", text)
-    return {
-        part.split("\n", 1)[0][len(marker) + 1 :].strip(): part.split("\n", 1)[1]
-        if "\n" in part
-        else ""
-        for part in parts
-        if part.startswith(marker + " ")
-    }
+    sections = {}
+    for part in re.split(rf"(?m)^(?={re.escape(marker)} )", text):
+        if part.startswith(marker + " "):
+            heading, _, body = part.partition("\n")
+            sections[heading[len(marker) + 1 :].strip()] = body
+    return sections
 
 
 def _merged_body(old: str, new: str) -> str:
@@ -36,7 +36,8 @@ def _merged_body(old: str, new: str) -> str:
     for name, body in _sections(old, "###").items():
         base = name.removesuffix(EARLIER)
         if base not in kept_new:
-            new += f"\n### {base}{EARLIER}\n{body.rstrip(chr(10))}\n"
+            body = body.rstrip("\n")
+            new += f"\n### {base}{EARLIER}\n{body}\n"
     return new
 
 
@@ -59,5 +60,7 @@ def update_doc(doc_path: str | Path, report_md: str | Path) -> list[str]:
             pieces.append(old_body)
         pos = end
     pieces.append(doc[pos:])
-    Path(doc_path).write_text("".join(pieces), encoding="utf-8")
+    mode = Path(doc_path).stat().st_mode
+    atomic_write_text(Path(doc_path), "".join(pieces))  # a crash leaves the old page whole
+    Path(doc_path).chmod(mode)  # the user's page keeps its permissions
     return updated
