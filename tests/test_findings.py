@@ -96,6 +96,30 @@ def test_findings_section_refuses_budget_vs_converged(monkeypatch):
     assert "Pipeline check, no finding drawn" in items[0]
 
 
+def test_key_comparisons_table_says_which_significant_differences_are_findings():
+    from ecomlm.study.report.comparisons import _comparison_section
+
+    lora, bert = run("lora", 0.8, stop="budget"), run("bert", 0.68, family="bert")
+    icl = run("icl-k4", 0.6, stop="not_trained", family="icl")
+    comps = [
+        {"task": "esci", "kind": "LoRA vs PLM", "a": lora, "b": bert, "cmp": CMP_CLEAR},
+        {"task": "esci", "kind": "PLM vs ICL", "a": bert, "b": icl, "cmp": CMP_CLEAR},
+        {"task": "esci", "kind": "LoRA vs ICL", "a": lora, "b": icl, "cmp": CMP_NOISY},
+        {"task": "esci", "kind": "ICL vs floor", "a": icl, "b": bert, "cmp": None},
+    ]
+    table = _comparison_section(comps, 1000)[-1][1]
+    significant = [row[table.headers.index("significant")] for row in table.rows]
+    claims = [row[table.headers.index("claim")] for row in table.rows]
+    assert significant == ["yes", "yes", "no", "–"]
+    # significant but on a budget-stopped run: no finding, and the table says why
+    assert claims == [
+        "no: lora budget",
+        "yes",
+        "no: lora budget, CI includes 0",
+        "no: not paired",
+    ]
+
+
 def test_majority_baseline_scores_the_constant_answer():
     from ecomlm.tasks.esci import EsciTask
 

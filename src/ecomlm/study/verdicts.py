@@ -117,10 +117,16 @@ def budget_fix(run: Any) -> str:
 
 def run_blockers(run: Any) -> list[str]:
     """Why this run cannot carry a claim (empty: it can)."""
+    return [sentence for _, sentence in _run_blockers(run)]
+
+
+def _run_blockers(run: Any) -> list[tuple[str, str]]:
+    """(short tag, sentence) per reason this run cannot carry a claim."""
     reason = stop_reason(run)
     fix = budget_fix(run) if reason == "budget" else FIXES.get(reason, reason)
-    out = [] if reason in FINAL_STOPS else [f"{run.label} {fix}"]
-    out += [f"{run.label} is suspect: {why}" for why in suspect_reasons(run)]
+    out = [] if reason in FINAL_STOPS else [(f"{run.label} {reason}", f"{run.label} {fix}")]
+    out += [(f"{run.label} suspect", f"{run.label} is suspect: {why}")
+            for why in suspect_reasons(run)]  # fmt: skip
     return out
 
 
@@ -130,24 +136,42 @@ def claim_blockers(
     """Why "A beats B" cannot be claimed; an empty list means it can. ``same_data``: B's
     training data is part of A's (a merge and one of the adapters it merged), so their
     train sizes do not block a claim."""
-    out = run_blockers(a) + run_blockers(b)
+    return [sentence for _, sentence in _claim_blockers(a, b, cmp, same_data)]
+
+
+def claim_tags(a: Any, b: Any, cmp: dict[str, float] | None) -> list[str]:
+    """``claim_blockers`` in a few words each (a table cell); empty: the claim stands."""
+    return list(dict.fromkeys(tag for tag, _ in _claim_blockers(a, b, cmp, False)))
+
+
+def _claim_blockers(
+    a: Any, b: Any, cmp: dict[str, float] | None, same_data: bool
+) -> list[tuple[str, str]]:
+    out = _run_blockers(a) + _run_blockers(b)
     gone = [r.label for r in (a, b) if getattr(r, "earlier_record", False)]
     if cmp is None and gone:
-        out.append(
+        out.append((
+            "not paired",
             f"no paired test: the predictions of {' and '.join(gone)} are gone "
-            "(an earlier record; re-run it)"
-        )
+            "(an earlier record; re-run it)",
+        ))  # fmt: skip
     elif cmp is None:
-        out.append("the runs were not evaluated on the same examples (no paired test)")
+        out.append(
+            ("not paired", "the runs were not evaluated on the same examples (no paired test)")
+        )
     elif cmp["lo"] <= 0 <= cmp["hi"]:
-        out.append("the 95% CI of the difference includes 0: evaluate more examples or add seeds")
+        out.append((
+            "CI includes 0",
+            "the 95% CI of the difference includes 0: evaluate more examples or add seeds",
+        ))  # fmt: skip
     elif not same_data:
         better, worse = (a, b) if cmp["delta"] > 0 else (b, a)
         if size_key(better.train_size) > size_key(worse.train_size):
-            out.append(
+            out.append((
+                f"{better.label} more data",
                 f"{better.label} trained on more data (n={size_str(better.train_size)} vs "
-                f"n={size_str(worse.train_size)}): compare them at the same train size"
-            )
+                f"n={size_str(worse.train_size)}): compare them at the same train size",
+            ))  # fmt: skip
     return out
 
 

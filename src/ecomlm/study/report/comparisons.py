@@ -95,10 +95,13 @@ def _shots_vs_zero_shot(runs: list[Run]) -> list[tuple[Run, Run]]:
 def _comparison_section(comps: list[dict[str, Any]], n_boot: int) -> list[Block]:
     if not comps:
         return []
-    table = Table(["task", "comparison", "A", "B", "A − B", "95% CI", "p", "significant"], [])
+    header = ["task", "comparison", "A", "B", "A − B", "95% CI", "p", "significant", "claim"]
+    table = Table(header, [])
     for c in comps:
         cmp = c["cmp"]
         a, b = c["a"], c["b"]
+        tags = verdicts.claim_tags(a, b, cmp)
+        claim = "no: " + ", ".join(tags) if tags else "yes"
         if cmp is None:
             table.rows.append(
                 [
@@ -110,6 +113,7 @@ def _comparison_section(comps: list[dict[str, Any]], n_boot: int) -> list[Block]
                     "not paired",
                     "–",
                     "–",
+                    claim,
                 ]
             )
             continue
@@ -124,6 +128,7 @@ def _comparison_section(comps: list[dict[str, Any]], n_boot: int) -> list[Block]
                 f"[{cmp['lo']:+.3f}, {cmp['hi']:+.3f}]",
                 _fmt_p(cmp["p"], cmp["n_boot"]),
                 sig,
+                claim,
             ]
         )
     return [
@@ -136,7 +141,11 @@ def _comparison_section(comps: list[dict[str, Any]], n_boot: int) -> list[Block]
             f"paired-bootstrap p-value over "
             f"{n_boot} resamples (by group, as the CIs) of the same evaluated examples. "
             f"Significant = p < {ALPHA}. "
-            "'not paired' = the runs were evaluated on different examples.",
+            "'not paired' = the runs were evaluated on different examples. Claim = whether "
+            "the difference may be stated as a finding (both runs converged or train "
+            "nothing, neither is suspect, the CI excludes 0, the better run did not train "
+            "on more data; 'Findings' below), else what stands in the way: a significant "
+            "difference is not a finding while one run stopped on its budget.",
         ),
         ("table", table),
     ]
