@@ -115,11 +115,11 @@ class _Dropout(torch.nn.Module):
 VARIED = [{"input_ids": [i, 7 - i], "attention_mask": [1, 1], "labels": i % 3} for i in range(8)]
 
 
-def _fit(folder, evaluate, key="a"):
+def _fit(folder, evaluate, key="a", max_seconds=None):
     model = _Dropout()
     log = train_loop(model, VARIED, pad_id=0, evaluate=evaluate, epochs=5, batch_size=2,
                      lr=0.05, patience=3, seed=1, checkpoint_dir=folder,
-                     config_key=key)  # fmt: skip
+                     config_key=key, max_seconds=max_seconds)  # fmt: skip
     return model, log
 
 
@@ -165,6 +165,26 @@ def test_interrupted_train_loop_resumes_where_it_stopped(tmp_path, capsys):
     assert _curve(other["training_record"]) == _curve(whole_record)  # from scratch
 
 
+def test_a_wall_clock_stop_keeps_its_checkpoint_and_a_raised_budget_continues(tmp_path):
+    whole, _ = _fit(tmp_path / "whole", None)
+    stopped, log = _fit(tmp_path / "b", None, max_seconds=1e-9)  # out of time after step 1
+    assert log["training_record"]["stop_reason"] == "budget"
+    assert log["training_record"]["steps"] == 1
+    assert (tmp_path / "b" / "loop_state.pt").is_file()  # kept: steps were left
+    # the same run again: its budget is spent, it trains no further
+    again, log = _fit(tmp_path / "b", None, max_seconds=1e-9)
+    assert log["training_record"]["steps"] == 1 and torch.equal(again.w.weight, stopped.w.weight)
+    # the budget raised: training goes on from step 1, as if never stopped
+    longer, log = _fit(tmp_path / "b", None, max_seconds=3600)
+    assert log["resumed_seconds"] > 0 and log["training_record"]["steps"] == 20
+    assert torch.equal(longer.w.weight, whole.w.weight)
+    assert not (tmp_path / "b").exists()  # finished: nothing left to continue
+    # stopped by the clock on its last step: nothing to continue, nothing kept
+    _fit(tmp_path / "c", None, max_seconds=1e-9)
+    _, log = _fit(tmp_path / "c", None, max_seconds=3600)
+    assert log["training_record"]["steps"] == 20 and not (tmp_path / "c").exists()
+
+
 def test_encoder_runs_checkpoint_in_their_run_folder(tmp_path):
     from ecomlm.methods.baselines.hf_train import loop_options
     from ecomlm.methods.baselines.plm import BertConfig
@@ -173,6 +193,7 @@ def test_encoder_runs_checkpoint_in_their_run_folder(tmp_path):
     options = loop_options(BertConfig(work_dir=str(tmp_path)))
     assert options["checkpoint_dir"] == tmp_path / "checkpoint"
     assert "work_dir" not in options["config_key"]  # the same run elsewhere still resumes
+    assert "max_seconds" not in options["config_key"]  # a raised budget continues the fit
     assert "checkpoint_dir" not in loop_options(BertConfig())
     assert {"work_dir"} <= _config_fields("bert") & _config_fields("seq2seq")  # study sets it
 

@@ -247,6 +247,27 @@ def test_resume_continues_from_checkpoint(tiny_llama, tmp_path, monkeypatch):
     assert other.resumed_from == 0
 
 
+def test_a_wall_clock_stop_keeps_the_checkpoint_and_a_raised_budget_continues(
+    tiny_llama, tmp_path
+):
+    task, train = EsciTask(), esci_examples(16)
+    cfg = dict(max_steps=6, checkpoint_every=3)
+    full = LoraMethod(task, config(tiny_llama, tmp_path / "a", **cfg)).fit(train)
+    stopped = LoraMethod(task, config(tiny_llama, tmp_path / "b", max_seconds=1e-9, **cfg))
+    stopped.fit(train)  # out of time after its first step, 5 steps left
+    assert stopped.training_record["stop_reason"] == "budget"
+    assert stopped.training_record["steps"] == 1
+    kept = tmp_path / "b" / "work" / "checkpoint" / "trainer_state.pt"
+    assert kept.is_file()
+    longer = LoraMethod(task, config(tiny_llama, tmp_path / "b", max_seconds=3600, **cfg))
+    longer.fit(train)  # the budget raised: the same fit goes on from step 1
+    assert longer.resumed_from == 1 and longer.training_record["steps"] == 6
+    assert [h["loss"] for h in longer.history] == pytest.approx(
+        [h["loss"] for h in full.history], rel=1e-4
+    )
+    assert not kept.exists()  # finished: dropped
+
+
 def test_config_errors_are_clear(tiny_llama):
     from ecomlm.methods import make_method
 

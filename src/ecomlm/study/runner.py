@@ -4,11 +4,11 @@
   when every run it depends on is ``done``; otherwise it is recorded ``skipped``.
 * Each run writes its own folder ``<study>/<run-id>/`` through ``execute_run``.
 * Resume: a run whose row is ``done`` and whose ``metrics.json`` exists is skipped;
-  failed, skipped and unfinished runs are run again. A crash or Ctrl-C loses at
-  most the run in progress (rows are written after each run, atomically); a lost
-  study folder is restored from the config's ``archive`` (``study.archive``).
-* A failing run is recorded ``failed`` with its traceback (also in ``error.txt``
-  in its folder) and the study goes on.
+  failed, skipped and unfinished runs are run again (from their checkpoints). A crash
+  loses at most the run in progress (rows are written after each run, atomically); a
+  lost study folder is restored from the config's ``archive`` (``study.archive``); a
+  raised ``max_seconds`` continues a budget-stopped fit (``study.continuation``).
+* A failing run is recorded ``failed`` with its traceback (also in ``error.txt``).
 
 Executors are small functions ``(jobs) -> iterator of results``: ``local`` runs
 jobs one after another in this process; ``subprocess`` in a fresh Python process
@@ -35,6 +35,7 @@ from ecomlm.redact import redact
 from ecomlm.study.archive import lacks_model, save_run
 from ecomlm.study.archive import sync as sync_archive
 from ecomlm.study.config import StudyConfig, StudyConfigError
+from ecomlm.study.continuation import continue_budget_stopped
 from ecomlm.study.grid import PlannedRun, budget_blockers, calibrated_estimates, expand, waves
 from ecomlm.study.store import CONFIG_FILE, PLAN_FILE, RESULT_FIELDS, ResultStore, run_finished
 
@@ -61,6 +62,7 @@ def run_job(job: Job) -> dict[str, Any]:
     run_dir = Path(job.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "error.txt").unlink(missing_ok=True)
+    continue_budget_stopped(run_dir, job.spec)
     start, cpu_start = time.perf_counter(), _cpu_seconds()
     try:
         metrics = execute_run(RunSpec(**job.spec), run_dir)
@@ -256,8 +258,7 @@ def full_train_sizes(rows: Iterable[dict[str, Any]]) -> dict[str, int]:
 def plan_text(runs: list[PlannedRun], store: ResultStore) -> str:
     """The plan as a table with per-run status and estimated time."""
     lines = [f"{'status':7} {'est.':>8}  {'run id':60} deps"]
-    todo_s = 0.0
-    n_todo = n_measured = n_blocked = 0
+    todo_s, n_todo, n_measured, n_blocked = 0.0, 0, 0, 0
     in_store = {run.id for run in runs if store.is_done(run.id)}
     measured = {run_id: float(store.rows[run_id].get("seconds") or 0) for run_id in in_store}
     n_all = full_train_sizes(store.rows.values())

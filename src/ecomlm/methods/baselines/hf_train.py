@@ -25,6 +25,7 @@ from ecomlm.methods.checkpoint import (
     set_rng_state,
     stopper_state,
 )
+from ecomlm.methods.convergence import Budget, EarlyStopping
 from ecomlm.tasks.base import task_hook
 
 
@@ -119,15 +120,10 @@ def train_loop(
     checkpoint_dir: str | Path | None = None,
     config_key: Any = None,
 ) -> dict[str, Any]:
-    """AdamW + linear warmup/decay; ``evaluate`` (the dev main metric, higher is better;
-    None: no early stopping) runs every ``eval_every`` steps (0 = each epoch); the best
-    weights are kept; training stops after ``patience`` evaluations without a gain
-    (``converged``), at the epoch / wall-clock budget (``budget``) or on a non-finite
-    loss (``diverged``). ``checkpoint_dir``: the state after each dev evaluation is kept,
-    and a re-run with the same ``config_key``, model and features resumes from it."""
+    """AdamW + linear warmup/decay; early stopping on ``evaluate`` (dev main metric; None:
+    none) every ``eval_every`` steps (0: each epoch), best weights restored; the state kept
+    in ``checkpoint_dir`` (each dev evaluation, a wall-clock stop) resumes the same fit."""
     from tqdm.auto import tqdm
-
-    from ecomlm.methods.convergence import Budget, EarlyStopping
 
     if not features:
         raise ValueError("no training examples")
@@ -140,7 +136,6 @@ def train_loop(
     ckpt = LoopCheckpoint.of(checkpoint_dir, config_key, type(model).__name__, features,
                              epochs, batch_size, lr, seed)  # fmt: skip
     step, best_state, resumed = ckpt.load(model, optimizer, scheduler, stopper)
-    diverged = stop = False
 
     def run_eval() -> bool:
         """Evaluate (and checkpoint); return True when patience has run out."""
@@ -157,7 +152,10 @@ def train_loop(
         return stopper.patience_exhausted
 
     bar = tqdm(total=total, initial=step, desc=desc, unit="step")
-    for rows, epoch_end in epoch_batches(len(features), batch_size, seed, step, total):
+    diverged, stop = False, step > 0 and stopper.elapsed() >= (max_seconds or math.inf)
+    out_of_time = stop  # a resumed fit whose budget is spent trains no more
+    batches = () if stop else epoch_batches(len(features), batch_size, seed, step, total)
+    for rows, epoch_end in batches:
         loss = _step(model, pad_batch([features[i] for i in rows], pad_id, device), optimizer,
                      scheduler)  # fmt: skip
         if loss is None:
@@ -174,18 +172,22 @@ def train_loop(
     if evaluate is not None and eval_every and step % eval_every and not stop:
         run_eval()
     bar.close()
-    _finish(model, best_state, ckpt)
+    keep = out_of_time and step < total and not diverged and not stopper.patience_exhausted
+    if keep and evaluate is None:  # kept for a raised max_seconds to continue (or run_eval)
+        ckpt.save(step, model, optimizer, scheduler, stopper, best_state)
+    _finish(model, best_state, None if keep else ckpt)
     return _loop_log(stopper, evaluate is not None, diverged, step, steps_per_epoch,
                      len(features), batch_size, lr, budget, dev_metric, resumed)  # fmt: skip
 
 
-def _finish(model: Any, best_state: dict[str, Any] | None, ckpt: LoopCheckpoint) -> None:
+def _finish(model: Any, best_state: dict[str, Any] | None, ckpt: LoopCheckpoint | None) -> None:
     """Restore the best dev weights; a finished fit's checkpoint is dropped (the method
-    saves its own model)."""
+    saves its own model), unless ``ckpt`` is None (kept to go on from)."""
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
-    ckpt.remove()
+    if ckpt is not None:
+        ckpt.remove()
 
 
 def epoch_batches(
@@ -357,5 +359,7 @@ def loop_options(cfg: Any) -> dict[str, Any]:
     if work_dir:  # a study run's folder: an interrupted fit resumes from its checkpoint
         options["checkpoint_dir"] = Path(work_dir) / "checkpoint"
         config = dataclasses.asdict(cfg)
-        options["config_key"] = {k: v for k, v in config.items() if k != "work_dir"}
+        # the budget is not in the key: a raised max_seconds continues a fit it stopped
+        options["config_key"] = {k: v for k, v in config.items()
+                                 if k not in ("work_dir", "max_seconds")}  # fmt: skip
     return options

@@ -58,7 +58,7 @@ _NOT_TRAINING = {
     "work_dir", "resume", "checkpoint_every", "esci_inference", "max_new_tokens",
     "eval_batch_size", "num_beams", "log_every", "adapter_path", "constrained", "engine",
     "share_prefix",  # the same loss either way: a checkpoint resumes under either setting
-    "min_epochs",  # when training may stop, not what it computes
+    "min_epochs", "max_seconds",  # when it may stop (a raised budget continues the fit)
 }  # fmt: skip
 
 

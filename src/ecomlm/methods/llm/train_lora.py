@@ -200,12 +200,13 @@ def optimize(
     stopper.started = start
     counters = Counters(**progress.get("counters", {}), history=progress.get("history", []))
     every = eval_interval(cfg, per_epoch)
-    # activation checkpointing recomputes without the prefix cache: prompts run whole
-    share = cfg.share_prefix and not cfg.gradient_checkpointing
+    share = cfg.share_prefix and not cfg.gradient_checkpointing  # recomputing: no prefix cache
     diverged = False
     epoch, done = _locate(step, plan, cfg.grad_accum)
     min_steps = math.ceil(cfg.min_epochs * per_epoch)
-    while step < total and not diverged and not (stopper.patience_exhausted and step >= min_steps):
+    # a fit resumed with the budget it already spent (the same run again) trains no more
+    while (step < total and not diverged and not (step and _clock_spent(budget, start))
+           and not (stopper.patience_exhausted and step >= min_steps)):  # fmt: skip
         batches = plan(epoch)
         for update in range(done, len(batches) // cfg.grad_accum):
             micro = batches[update * cfg.grad_accum : (update + 1) * cfg.grad_accum]
@@ -230,7 +231,8 @@ def optimize(
                     print(f"[lora] step {step}: dev {evaluator[0]} {score:.4f} "
                           f"(best {stopper.best_score:.4f})", flush=True)  # fmt: skip
                 model.train()
-            if ckpt is not None and cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
+            due = out_of_time or step % max(cfg.checkpoint_every, 1) == 0
+            if ckpt is not None and cfg.checkpoint_every and due:
                 accelerator.wait_for_everyone()
                 if accelerator.is_main_process:
                     progress = _progress(counters, start, start_cpu)
@@ -238,11 +240,13 @@ def optimize(
                                     stopper, best, progress)  # fmt: skip
             if out_of_time or (stopper.patience_exhausted and step >= min_steps):
                 break
-        if budget.max_seconds is not None and time.perf_counter() - start >= budget.max_seconds:
-            break
         epoch, done = epoch + 1, 0
     _finish(method, accelerator, loss_module, ckpt, best, stopper, evaluator, budget,
             counters, step, per_epoch, diverged, start, start_cpu)  # fmt: skip
+
+
+def _clock_spent(budget: Budget, start: float) -> bool:
+    return budget.max_seconds is not None and time.perf_counter() - start >= budget.max_seconds
 
 
 def _stop_reason(
@@ -272,7 +276,15 @@ def _finish(
     if cfg.gradient_checkpointing:
         method.model.get_base_model().gradient_checkpointing_disable()
     method.model.eval()
-    if ckpt is not None and accelerator.is_main_process:
+    # stopped by the clock with steps left: the checkpoint is kept (saved at the stop),
+    # so a raised max_seconds continues this fit (study/continuation.py)
+    steps_left = budget.max_steps is None or step < budget.max_steps
+    keep = _clock_spent(budget, start) and steps_left
+    if (
+        ckpt is not None
+        and accelerator.is_main_process
+        and not (keep and not (diverged or stopper.patience_exhausted))
+    ):
         remove_checkpoint(ckpt)  # finished: the adapter is saved by save()
     method.history = counters.history
     method.extra_cost.update(
