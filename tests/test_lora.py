@@ -247,9 +247,7 @@ def test_resume_continues_from_checkpoint(tiny_llama, tmp_path, monkeypatch):
     assert other.resumed_from == 0
 
 
-def test_a_wall_clock_stop_keeps_the_checkpoint_and_a_raised_budget_continues(
-    tiny_llama, tmp_path
-):
+def test_a_clock_stop_keeps_the_checkpoint_and_a_raised_budget_continues(tiny_llama, tmp_path):
     task, train = EsciTask(), esci_examples(16)
     cfg = dict(max_steps=6, checkpoint_every=3)
     full = LoraMethod(task, config(tiny_llama, tmp_path / "a", **cfg)).fit(train)
