@@ -50,6 +50,15 @@ def test_budget_run_blocks_the_claim_with_its_fix():
         assert not allowed and fix in text
 
 
+def test_the_fix_says_when_a_raised_budget_continues_the_run(tmp_path):
+    a, b = run("lora", 0.8, stop="budget"), run("bert", 0.68, family="bert")
+    a.dir = tmp_path
+    assert "continues it" not in verdicts.verdict(a, b, CMP_CLEAR)[1]
+    (tmp_path / "checkpoint").mkdir()  # a fit stopped by the clock keeps its checkpoint
+    text = verdicts.verdict(a, b, CMP_CLEAR)[1]
+    assert "raise epochs / max_steps / max_seconds (its checkpoint is kept: a raised " in text
+
+
 def test_a_win_on_more_training_data_is_no_method_claim():
     big, small = run("bert", 0.8, family="bert"), run("lora", 0.68)
     big.train_size, small.train_size = None, 256  # n = all vs n = 256

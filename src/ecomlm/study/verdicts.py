@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from pathlib import Path
 from typing import Any
+
+from ecomlm.study.continuation import CHECKPOINT_DIR
 
 MAX_INVALID = 0.10
 FINAL_STOPS = ("converged", "not_trained")
@@ -101,17 +104,20 @@ def suspect_reasons(run: Any) -> list[str]:
 def budget_fix(run: Any) -> str:
     """What a budget stop means for this run, read from its dev curve: still improving
     (its best dev score at its last evaluation), or stopped some evaluations after its
-    best before patience could decide."""
+    best before patience could decide; and whether a raised ``max_seconds`` continues it
+    (its checkpoint kept in its folder: ``study.continuation``)."""
     training = run.training or {}
     steps = [point.get("step") for point in training.get("dev_curve") or []]
+    kept = run.dir is not None and (Path(run.dir) / CHECKPOINT_DIR).is_dir()
+    go_on = " (its checkpoint is kept: a raised max_seconds continues it)" if kept else ""
     if not steps or training.get("best_step") not in steps:
-        return FIXES["budget"]
+        return FIXES["budget"] + go_on
     after = len(steps) - 1 - steps.index(training["best_step"])
     if after == 0:
-        return f"stopped on budget while still improving: {RAISE_BUDGET}"
+        return f"stopped on budget while still improving: {RAISE_BUDGET}{go_on}"
     return (
         f"stopped on budget {after} dev evaluation{'s' * (after > 1)} after its best, before "
-        f"patience decided: {RAISE_BUDGET}, or evaluate more often"
+        f"patience decided: {RAISE_BUDGET}{go_on}, or evaluate more often"
     )
 
 
