@@ -64,6 +64,9 @@ def test_raising_max_seconds_in_a_study_continues_the_run(tmp_path, tiny_bert, c
     assert first["stop_reason"] == "budget" and first["steps"] == 1
     assert (stopped / "checkpoint" / "loop_state.pt").is_file()  # kept: steps were left
 
+    plan = []
+    run_study(study(3600), out, dry_run=True, log=plan.append)
+    assert f"continues {stopped.name} from its kept checkpoint" in "\n".join(plan)
     run_study(study(3600), out, write_report=False, log=lambda s: None, force_new_config=True)
     assert f"continuing {stopped.name}'s training" in capsys.readouterr().out
     (longer,) = [p for p in out.iterdir() if p != stopped and (p / "training.json").exists()]

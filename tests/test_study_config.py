@@ -235,7 +235,7 @@ def test_estimates_scale_by_what_finished_runs_took():
 
 def test_estimates_use_the_measured_split_size_and_stop_at_the_budget():
     from ecomlm.study.grid import calibrated_estimates, estimate_seconds
-    from ecomlm.study.runner import full_train_sizes
+    from ecomlm.study.plan import full_train_sizes
 
     data = copy.deepcopy(BASE) | {"train_sizes": [64, None]}
     data["methods"][1]["config"] = {"epochs": 3, "max_seconds": 600}
@@ -272,7 +272,7 @@ def test_size_config_overrides_only_that_size():
 
 
 def test_plan_marks_runs_that_can_only_stop_on_budget(tmp_path):
-    from ecomlm.study.runner import plan_text
+    from ecomlm.study.plan import plan_text
     from ecomlm.study.store import ResultStore
 
     data = copy.deepcopy(BASE) | {"train_sizes": [64], "mixed": [], "merges": []}

@@ -24,10 +24,24 @@ _NOT_COMPARED = (BUDGET, "work_dir")  # the folder differs by construction
 
 
 def continue_budget_stopped(run_dir: Path, spec: dict[str, Any]) -> str | None:
-    """Move into ``run_dir`` the checkpoint of a sibling run that differs from ``spec``
-    only by a smaller ``max_seconds``; the sibling's folder name, or None (nothing to
-    continue: ``run_dir`` has a checkpoint already, the spec searches learning rates — its
-    trials share one folder — or no sibling qualifies)."""
+    """Move into ``run_dir`` the checkpoint of the sibling run ``continuable_from`` finds;
+    the sibling's folder name, or None."""
+    found = continuable_from(run_dir, spec)
+    if found is None:
+        return None
+    run_dir.mkdir(parents=True, exist_ok=True)
+    found.rename(run_dir / CHECKPOINT_DIR)  # one filesystem: atomic, no second copy
+    sibling = found.parent.name
+    print(f"continuing {sibling}'s training (stopped on max_seconds, raised to "
+          f"{spec['method_config'][BUDGET]:g} s) from its checkpoint", flush=True)  # fmt: skip
+    return sibling
+
+
+def continuable_from(run_dir: Path, spec: dict[str, Any]) -> Path | None:
+    """The kept checkpoint of a sibling run of ``run_dir`` that differs from ``spec`` (a
+    job's spec: its method config filled in) only by a smaller ``max_seconds``; None when
+    there is nothing to continue: ``run_dir`` has a checkpoint already, the spec searches
+    learning rates (its trials share one folder) or no sibling qualifies."""
     budget = (spec.get("method_config") or {}).get(BUDGET)
     if budget is None or spec.get("lr_grid") or _kept_checkpoint(run_dir) is not None:
         return None
@@ -36,14 +50,10 @@ def continue_budget_stopped(run_dir: Path, spec: dict[str, Any]) -> str | None:
         if sibling == run_dir or not (sibling / "config.yaml").is_file():
             continue
         found = _kept_checkpoint(sibling)
-        if found is None or not _same_but_smaller_budget(read_yaml(sibling / "config.yaml"),
-                                                         spec, budget):  # fmt: skip
-            continue
-        run_dir.mkdir(parents=True, exist_ok=True)
-        found.rename(run_dir / CHECKPOINT_DIR)  # one filesystem: atomic, no second copy
-        print(f"continuing {sibling.name}'s training (stopped on max_seconds, raised to "
-              f"{budget:g} s) from its checkpoint", flush=True)  # fmt: skip
-        return sibling.name
+        if found is not None and _same_but_smaller_budget(
+            read_yaml(sibling / "config.yaml"), spec, budget
+        ):
+            return found
     return None
 
 
