@@ -8,7 +8,8 @@
   loses at most the run in progress (rows are written after each run, atomically); a
   lost study folder is restored from the config's ``archive`` (``study.archive``); a
   raised ``max_seconds`` continues a budget-stopped fit (``study.continuation``).
-* A failing run is recorded ``failed`` with its traceback (also in ``error.txt``).
+* A failing run is recorded ``failed`` with its traceback (also in ``error.txt``
+  in its folder) and the study goes on.
 
 Executors are small functions ``(jobs) -> iterator of results``: ``local`` runs
 jobs one after another in this process; ``subprocess`` in a fresh Python process
