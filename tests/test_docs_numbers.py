@@ -11,7 +11,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 # an unsigned score and its interval; signed ones ("+0.099 [+0.077, +0.121]") are paired
 # differences, which the report prints and the JSON does not hold
-SCORE_WITH_CI = re.compile(r"(?<![+−\-\d.])(\d\.\d{3})\s+\[(\d\.\d{3}),\s+(\d\.\d{3})\]")
+SCORE_WITH_CI = re.compile(
+    r"(?<![+−\-\d.])(\d\.\d{3})(?:\*\*)?\s+\[(\d\.\d{3}),\s+(\d\.\d{3})\]"
+)  # the score may be bold: "**0.616** [0.594, 0.637]"
 
 
 def quoted_scores(text: str) -> list[tuple[int, str]]:
@@ -33,8 +35,10 @@ def json_scores(records: list[dict]) -> set[str]:
 
 def test_the_pattern_finds_scores_not_differences():
     text = "mpnet 0.616 [0.594, 0.637]; ahead by +0.099 [+0.077, +0.121],\nor −0.010 [−0.117, "
-    text += "+0.084]; MiniLM 0.584 [0.562,\n0.604]"
-    assert quoted_scores(text) == [(1, "0.616 [0.594, 0.637]"), (2, "0.584 [0.562, 0.604]")]
+    text += "+0.084]; MiniLM 0.584 [0.562,\n0.604]; CRF **0.593** [0.569, 0.615]"
+    assert quoted_scores(text) == [
+        (1, "0.616 [0.594, 0.637]"), (2, "0.584 [0.562, 0.604]"), (3, "0.593 [0.569, 0.615]")
+    ]  # fmt: skip
     assert json_scores([{"score": 0.6161, "ci_low": 0.594, "ci_high": 0.6374}]) == {
         "0.616 [0.594, 0.637]"
     }
