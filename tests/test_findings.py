@@ -54,7 +54,9 @@ def test_the_fix_says_when_a_raised_budget_continues_the_run(tmp_path):
     a, b = run("lora", 0.8, stop="budget"), run("bert", 0.68, family="bert")
     a.dir = tmp_path
     assert "continues it" not in verdicts.verdict(a, b, CMP_CLEAR)[1]
-    (tmp_path / "checkpoint").mkdir()  # a fit stopped by the clock keeps its checkpoint
+    (tmp_path / "checkpoint").mkdir()  # an empty folder is no checkpoint
+    assert "continues it" not in verdicts.verdict(a, b, CMP_CLEAR)[1]
+    (tmp_path / "checkpoint" / "loop_state.pt").write_bytes(b"state")  # a fit kept its state
     text = verdicts.verdict(a, b, CMP_CLEAR)[1]
     assert "raise epochs / max_steps / max_seconds (its checkpoint is kept: a raised " in text
 

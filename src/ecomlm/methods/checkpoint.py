@@ -17,6 +17,9 @@ from pathlib import Path
 from typing import Any
 
 STOPPER_FIELDS = ("best_score", "best_step", "bad_evals", "curve")
+# the state file each loop writes into its checkpoint folder (the encoders' train_loop,
+# the LoRA recipe): named here so that finding a kept checkpoint imports neither loop
+LOOP_STATE_FILE, LORA_STATE_FILE = "loop_state.pt", "trainer_state.pt"
 
 
 def rng_state() -> dict[str, Any]:
@@ -67,6 +70,16 @@ def readable_checkpoint(folder: Path, state_file: str) -> Path | None:
     for candidate in _copies(folder):
         if (candidate / state_file).exists():
             return candidate
+    return None
+
+
+def kept_checkpoint(folder: Path) -> Path | None:
+    """The checkpoint in ``folder`` (or the copy a crash mid-swap left beside it) that
+    either training loop wrote, or None."""
+    for state_file in (LOOP_STATE_FILE, LORA_STATE_FILE):
+        found = readable_checkpoint(folder, state_file)
+        if found is not None:
+            return found
     return None
 
 

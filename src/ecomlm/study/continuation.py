@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ecomlm.io import read_yaml
-from ecomlm.methods.checkpoint import readable_checkpoint
+from ecomlm.methods.checkpoint import kept_checkpoint
 
 CHECKPOINT_DIR = "checkpoint"  # <work_dir>/checkpoint, as the training loops keep it
 BUDGET = "max_seconds"
@@ -43,29 +43,16 @@ def continuable_from(run_dir: Path, spec: dict[str, Any]) -> Path | None:
     there is nothing to continue: ``run_dir`` has a checkpoint already, the spec searches
     learning rates (its trials share one folder) or no sibling qualifies."""
     budget = (spec.get("method_config") or {}).get(BUDGET)
-    if budget is None or spec.get("lr_grid") or _kept_checkpoint(run_dir) is not None:
+    if budget is None or spec.get("lr_grid") or kept_checkpoint(run_dir / CHECKPOINT_DIR):
         return None
     prefix = run_dir.name.rsplit("-", 1)[0] + "-"  # <task>-<label>-<size>-s<seed>-<hash>
     for sibling in sorted(run_dir.parent.glob(f"{prefix}*")):
         if sibling == run_dir or not (sibling / "config.yaml").is_file():
             continue
-        found = _kept_checkpoint(sibling)
+        found = kept_checkpoint(sibling / CHECKPOINT_DIR)
         if found is not None and _same_but_smaller_budget(
             read_yaml(sibling / "config.yaml"), spec, budget
         ):
-            return found
-    return None
-
-
-def _kept_checkpoint(run_dir: Path) -> Path | None:
-    """The checkpoint folder a training loop left in ``run_dir`` (the encoder loop's or
-    the LoRA recipe's), or None."""
-    from ecomlm.methods.baselines.hf_train import LoopCheckpoint
-    from ecomlm.methods.llm.train_lora import STATE_FILE
-
-    for state_file in (LoopCheckpoint.STATE_FILE, STATE_FILE):
-        found = readable_checkpoint(run_dir / CHECKPOINT_DIR, state_file)
-        if found is not None:
             return found
     return None
 

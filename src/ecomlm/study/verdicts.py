@@ -15,6 +15,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from ecomlm.methods.checkpoint import kept_checkpoint
 from ecomlm.study.continuation import CHECKPOINT_DIR
 
 MAX_INVALID = 0.10
@@ -108,7 +109,7 @@ def budget_fix(run: Any) -> str:
     (its checkpoint kept in its folder: ``study.continuation``)."""
     training = run.training or {}
     steps = [point.get("step") for point in training.get("dev_curve") or []]
-    kept = run.dir is not None and (Path(run.dir) / CHECKPOINT_DIR).is_dir()
+    kept = kept_checkpoint(Path(run.dir) / CHECKPOINT_DIR) is not None
     go_on = " (its checkpoint is kept: a raised max_seconds continues it)" if kept else ""
     if not steps or training.get("best_step") not in steps:
         return FIXES["budget"] + go_on

@@ -17,6 +17,7 @@ from typing import Any
 
 from ecomlm.io import atomic_write_dir
 from ecomlm.methods.checkpoint import (
+    LOOP_STATE_FILE,
     fingerprint,
     readable_checkpoint,
     remove_checkpoint,
@@ -209,7 +210,7 @@ class LoopCheckpoint:
     """``train_loop``'s resumable state: weights, optimizer, scheduler, RNG, step, early
     stopping (with its clock) and the best weights so far, swapped in atomically."""
 
-    STATE_FILE = "loop_state.pt"
+    STATE_FILE = LOOP_STATE_FILE
 
     def __init__(self, folder: Path | None, key: str) -> None:
         self.folder, self.key = folder, key  # no folder: nothing is kept or resumed

@@ -32,6 +32,7 @@ import torch
 from ecomlm.data.splits import dev_subset
 from ecomlm.io import atomic_write_dir
 from ecomlm.methods.checkpoint import (
+    LORA_STATE_FILE,
     readable_checkpoint,
     remove_checkpoint,
     restore_stopper,
@@ -45,7 +46,7 @@ from ecomlm.methods.llm.adapter_paths import ADAPTER_DIR
 from ecomlm.methods.llm.lora_data import EpochPlan
 from ecomlm.methods.llm.precision import autocast, resolve_precision
 
-STATE_FILE = "trainer_state.pt"
+STATE_FILE = LORA_STATE_FILE
 
 
 class AnswerOnlyLoss(torch.nn.Module):
