@@ -70,6 +70,13 @@ AUDIT_HOOK = textwrap.dedent(
 
     if _watch and _log:
         sys.addaudithook(_hook)
+
+    # ECOMLM_FAST_CLOCK=N: rank 1's perf_counter runs N times faster (clock skew)
+    if os.environ.get("ECOMLM_FAST_CLOCK") and os.environ.get("RANK") == "1":
+        import time
+        _real, _speed = time.perf_counter, float(os.environ["ECOMLM_FAST_CLOCK"])
+        _t0 = _real()
+        time.perf_counter = lambda: _t0 + (_real() - _t0) * _speed
     """
 )
 
@@ -120,6 +127,42 @@ def read_log(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in lines if line.strip()]
 
 
+def launch_two_processes(
+    spec: RunSpec, folder: Path, tmp_path: Path, env_extra: dict[str, str], timeout: int = 300
+) -> subprocess.CompletedProcess:
+    """Run ``spec`` on 2 gloo processes (torchrun) into ``folder / "run"``, with the
+    audit/clock ``sitecustomize`` on the path; asserts that the launch succeeded."""
+    spec_file = folder / "spec.yaml"
+    spec_file.write_text(yaml.safe_dump(dataclasses.asdict(spec)))
+    hook_dir = tmp_path / "hook"
+    hook_dir.mkdir(exist_ok=True)
+    (hook_dir / "sitecustomize.py").write_text(AUDIT_HOOK)
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join([str(hook_dir), os.environ.get("PYTHONPATH", "")]),
+        "ECOMLM_AUDIT_WATCH": str(folder),
+        **env_extra,
+    }
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+        "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
+        "-m", "ecomlm.scale.train_script", "--spec", str(spec_file), "--out", str(folder / "run"),
+    ]  # fmt: skip
+    with subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True) as popen:  # fmt: skip
+        try:
+            stdout, stderr = popen.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            # SIGTERM: torchrun stops its workers (each in a session of its own) before it
+            # exits; a SIGKILL would leave them running, holding the pipes open
+            popen.terminate()
+            stdout, stderr = popen.communicate(timeout=60)
+            pytest.fail(f"2-process run hung for {timeout} s:\n{stdout[-3000:]}{stderr[-3000:]}")
+    assert popen.returncode == 0, stdout[-3000:] + stderr[-3000:]
+    return subprocess.CompletedProcess(cmd, popen.returncode, stdout, stderr)
+
+
 def test_mean_history_averages_ranks_and_checks_steps():
     a = [{"step": 1, "loss": 2.0, "lr": 0.1}, {"step": 2, "loss": 1.0, "lr": 0.1}]
     b = [{"step": 1, "loss": 4.0, "lr": 0.1}, {"step": 2, "loss": 3.0, "lr": 0.1}]
@@ -151,28 +194,9 @@ def test_two_process_ddp_matches_one_process(tiny_llama, tmp_path):
     # 2 processes (gloo), batch 2 per rank
     two = tmp_path / "two"
     two.mkdir()
-    spec_file = tmp_path / "spec2.yaml"
-
-    spec2 = lora_spec(tiny_llama, source, two / "work", 2)
-    spec_file.write_text(yaml.safe_dump(dataclasses.asdict(spec2)))
-    hook_dir = tmp_path / "hook"
-    hook_dir.mkdir()
-    (hook_dir / "sitecustomize.py").write_text(AUDIT_HOOK)
     audit = tmp_path / "audit.log"
-    env = {
-        **os.environ,
-        "OMP_NUM_THREADS": "1",
-        "PYTHONPATH": os.pathsep.join([str(hook_dir), os.environ.get("PYTHONPATH", "")]),
-        "ECOMLM_AUDIT_WATCH": str(two),
-        "ECOMLM_AUDIT_LOG": str(audit),
-    }
-    cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-        "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
-        "-m", "ecomlm.scale.train_script", "--spec", str(spec_file), "--out", str(two / "run"),
-    ]  # fmt: skip
-    proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    spec2 = lora_spec(tiny_llama, source, two / "work", 2)
+    proc = launch_two_processes(spec2, two, tmp_path, {"ECOMLM_AUDIT_LOG": str(audit)})
     assert "2 procs" in proc.stdout
 
     got = read_log(two / "run")
@@ -197,3 +221,21 @@ def test_two_process_ddp_matches_one_process(tiny_llama, tmp_path):
     assert "checkpoint" in rank0 and "metrics.json" in rank0 and "adapter" in rank0
     rank1 = Path(f"{audit}.1")
     assert not rank1.exists(), f"rank 1 wrote:\n{rank1.read_text()}"
+
+
+def test_ranks_stop_together_when_one_clock_runs_out_first(tiny_llama, tmp_path):
+    """Each rank reads its own clock. Rank 1's runs 10^6 times fast, so its wall budget
+    is spent at step 1 while rank 0's never is: a rank stopping alone would leave the
+    other waiting in its next gradient all-reduce. Both must stop at step 1, as one
+    budget-stopped fit whose checkpoint is kept for a raised budget to continue."""
+    source = f"esci:{esci_table(tmp_path / 'esci.csv')}"
+    folder = tmp_path / "skewed"
+    folder.mkdir()
+    spec = lora_spec(tiny_llama, source, folder / "work", 2)
+    spec.method_config.update(max_steps=6, max_seconds=60)
+    launch_two_processes(spec, folder, tmp_path, {"ECOMLM_FAST_CLOCK": "1e6"}, timeout=240)
+    assert [r["step"] for r in read_log(folder / "run")] == [1]
+    record = json.loads((folder / "run" / "training.json").read_text())
+    assert record["stop_reason"] == "budget" and record["steps"] == 1
+    kept = list((folder / "work").rglob("trainer_state.pt"))
+    assert len(kept) == 1, "the clock-stopped fit's checkpoint is kept"

@@ -66,3 +66,18 @@ def torch_is_main_process() -> bool:
     import torch.distributed as dist
 
     return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+def any_process(flag: bool, device: Any = "cpu") -> bool:
+    """``flag`` or'ed over all ranks (a collective: every rank calls it). Each process
+    reads its own clock, so a wall-clock budget runs out at slightly different steps on
+    different ranks; a rank that stopped alone would leave the others waiting in their
+    next gradient all-reduce. Deciding together, all ranks stop at the same step."""
+    import torch
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return flag
+    votes = torch.tensor([int(flag)], device=device)
+    dist.all_reduce(votes, op=dist.ReduceOp.MAX)
+    return bool(votes.item())

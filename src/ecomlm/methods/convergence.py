@@ -38,6 +38,10 @@ class Budget:
             or (self.max_seconds is not None and seconds >= self.max_seconds)
         )
 
+    def clock_spent(self, start: float) -> bool:
+        """Whether the wall-clock limit is spent for a clock started at ``start``."""
+        return self.max_seconds is not None and time.perf_counter() - start >= self.max_seconds
+
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None}
 

@@ -30,6 +30,7 @@ from typing import Any
 import torch
 
 from ecomlm.data.splits import dev_subset
+from ecomlm.distributed import any_process
 from ecomlm.io import atomic_write_dir
 from ecomlm.methods.checkpoint import (
     LORA_STATE_FILE,
@@ -206,7 +207,8 @@ def optimize(
     epoch, done = _locate(step, plan, cfg.grad_accum)
     min_steps = math.ceil(cfg.min_epochs * per_epoch)
     # a fit resumed with the budget it already spent (the same run again) trains no more
-    while (step < total and not diverged and not (step and _clock_spent(budget, start))
+    out_of_time = bool(step) and any_process(budget.clock_spent(start), accelerator.device)
+    while (step < total and not diverged and not out_of_time
            and not (stopper.patience_exhausted and step >= min_steps)):  # fmt: skip
         batches = plan(epoch)
         for update in range(done, len(batches) // cfg.grad_accum):
@@ -221,33 +223,41 @@ def optimize(
             counters.history.append({"step": step, "loss": loss, "lr": scheduler.get_last_lr()[0]})
             if cfg.log_every and step % cfg.log_every == 0 and accelerator.is_main_process:
                 print(f"[lora] step {step}/{total} loss {loss:.4f}", flush=True)
-            out_of_time = budget.exhausted(step, 0.0, time.perf_counter() - start)
-            if evaluator and (step % every == 0 or out_of_time):
+            # each rank reads its own clock: all stop when any one's budget is spent
+            out_of_time = any_process(budget.clock_spent(start), accelerator.device)
+            ends = out_of_time or step >= total
+            if evaluator and (step % every == 0 or ends):
                 seen = counters.examples * plan.world
-                score = evaluator[1]()
-                if stopper.update(score, step=step, epoch=step / per_epoch, examples_seen=seen):
-                    best = {n: p.detach().clone() for n, p in model.named_parameters()
-                            if p.requires_grad}  # fmt: skip
-                if accelerator.is_main_process:
-                    print(f"[lora] step {step}: dev {evaluator[0]} {score:.4f} "
-                          f"(best {stopper.best_score:.4f})", flush=True)  # fmt: skip
-                model.train()
-            due = out_of_time or step % max(cfg.checkpoint_every, 1) == 0
+                improved = _evaluate(evaluator, stopper, model, step, per_epoch, seen,
+                                     accelerator.is_main_process)  # fmt: skip
+                best = best if improved is None else improved
+            due = ends or step % max(cfg.checkpoint_every, 1) == 0
             if ckpt is not None and cfg.checkpoint_every and due:
                 accelerator.wait_for_everyone()
                 if accelerator.is_main_process:
                     progress = _progress(counters, start, start_cpu)
                     save_checkpoint(ckpt, fingerprint, step, model, optimizer, scheduler,
                                     stopper, best, progress)  # fmt: skip
-            if out_of_time or (stopper.patience_exhausted and step >= min_steps):
+            if ends or (stopper.patience_exhausted and step >= min_steps):
                 break
         epoch, done = epoch + 1, 0
     _finish(method, accelerator, loss_module, ckpt, best, stopper, evaluator, budget,
-            counters, step, per_epoch, diverged, start, start_cpu)  # fmt: skip
+            counters, step, per_epoch, diverged, out_of_time, start, start_cpu)  # fmt: skip
 
 
-def _clock_spent(budget: Budget, start: float) -> bool:
-    return budget.max_seconds is not None and time.perf_counter() - start >= budget.max_seconds
+def _evaluate(
+    evaluator: tuple[str, Callable[[], float]], stopper: EarlyStopping, model: Any, step: int,
+    per_epoch: int, seen: int, main: bool,
+) -> dict[str, torch.Tensor] | None:  # fmt: skip
+    """Score dev and update early stopping; the adapter weights when they are the best yet."""
+    score, best = evaluator[1](), None
+    if stopper.update(score, step=step, epoch=step / per_epoch, examples_seen=seen):
+        best = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    if main:
+        print(f"[lora] step {step}: dev {evaluator[0]} {score:.4f} "
+              f"(best {stopper.best_score:.4f})", flush=True)  # fmt: skip
+    model.train()
+    return best
 
 
 def _stop_reason(
@@ -262,7 +272,7 @@ def _stop_reason(
 def _finish(
     method: Any, accelerator: Any, loss_module: Any, ckpt: Path | None, best: Any,
     stopper: EarlyStopping, evaluator: Any, budget: Budget, counters: Counters, step: int,
-    per_epoch: int, diverged: bool, start: float, start_cpu: float,
+    per_epoch: int, diverged: bool, out_of_time: bool, start: float, start_cpu: float,
 ) -> None:  # fmt: skip
     """Restore the best adapter, drop the checkpoint, write the cost and training records."""
     cfg, world = method.config, accelerator.num_processes
@@ -280,7 +290,7 @@ def _finish(
     # stopped by the clock with steps left: the checkpoint is kept (saved at the stop),
     # so a raised max_seconds continues this fit (study/continuation.py)
     steps_left = budget.max_steps is None or step < budget.max_steps
-    keep = _clock_spent(budget, start) and steps_left
+    keep = out_of_time and steps_left
     if (
         ckpt is not None
         and accelerator.is_main_process
