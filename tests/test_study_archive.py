@@ -141,6 +141,32 @@ def test_report_keep_earlier_stands_in_earlier_records_for_runs_whose_folders_ar
     assert "the predictions of lora-b are gone (an earlier record; re-run it)" in md
 
 
+def test_report_keep_earlier_keeps_runs_the_config_no_longer_plans_as_superseded(tmp_path):
+    """A config change gives a run a new id (e.g. a raised budget): the old run's record
+    stays in the JSON, marked superseded, report after report; the report's tables and the
+    plan's runs are the current config's; an unfinished old record is not kept."""
+    from ecomlm.io import read_json, write_json
+    from ecomlm.study.commands import report
+    from ecomlm.study.config import load_study
+    from ecomlm.study.runner import run_study
+
+    study, out = tmp_path / "study", tmp_path / "runs.json"
+    run_study(load_study(_config(tmp_path, tmp_path / "fits.log")), study, write_report=False,
+              log=lambda s: None)  # fmt: skip
+    report(study, None, 50, 0, out, False, [])
+    runs = read_json(out)["runs"]
+    old = {**runs[0], "id": runs[0]["id"][:-8] + "0badc0de", "score": 0.123}
+    gone = {**runs[1], "id": runs[1]["id"][:-8] + "0badbeef", "status": "todo"}
+    write_json(out, {"study": "study", "runs": [*runs, old, gone]})
+    for _ in range(2):  # the second report reads the first's superseded record
+        report(study, None, 50, 0, out, True, [])
+        after = {r["id"]: r for r in read_json(out)["runs"]}
+        assert after[old["id"]] == {**old, "status": "superseded"}
+        assert gone["id"] not in after
+        assert {i: r for i, r in after.items() if i != old["id"]} == {r["id"]: r for r in runs}
+    assert "0.123" not in (study / "report" / "report.md").read_text()
+
+
 def test_each_finished_run_prints_the_metric_the_study_ranks_its_task_by(tmp_path, capsys):
     from ecomlm.study.config import load_study
     from ecomlm.study.runner import run_study

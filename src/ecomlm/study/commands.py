@@ -94,7 +94,8 @@ def report(
         "--keep-earlier",
         help="A run this folder no longer has finished keeps the "
         "--json file's earlier record (marked earlier_record), in the JSON and the report "
-        "(its predictions are gone: no paired tests).",
+        "(its predictions are gone: no paired tests); a finished run the config no longer "
+        "plans stays in the JSON, marked superseded.",
     ),
     update_doc: list[Path] = typer.Option(
         [],
@@ -106,6 +107,7 @@ def report(
     """Write report.md and a self-contained report.html for a study folder."""
     from ecomlm.io import read_yaml
     from ecomlm.study.report import load_runs, run_summaries, with_earlier_records, write_report
+    from ecomlm.study.report.loading import superseded_records
     from ecomlm.study.report.splice import update_doc as splice
     from ecomlm.study.store import CONFIG_FILE
 
@@ -130,7 +132,8 @@ def report(
     if json_out is not None:
         from ecomlm.io import write_json
 
-        write_json(json_out, {"study": runs_dir.name, "runs": run_summaries(runs)})
+        summaries = run_summaries(runs) + superseded_records(earlier or [], {r.id for r in runs})
+        write_json(json_out, {"study": runs_dir.name, "runs": summaries})
         typer.echo(f"runs: {json_out}")
     for page in update_doc:
         typer.echo(f"{page}: updated {', '.join(splice(page, path)) or 'no section'}")

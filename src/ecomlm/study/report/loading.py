@@ -342,6 +342,17 @@ def with_earlier_records(runs: list[Run], earlier: list[dict[str, Any]]) -> list
     ]
 
 
+def superseded_records(earlier: list[dict[str, Any]], planned: set[str]) -> list[dict[str, Any]]:
+    """``earlier`` records of finished runs the study no longer plans (its config changed
+    them, e.g. a raised budget gives a run a new id), marked ``superseded``: the JSON keeps
+    every number computed, the report's tables cover the current plan."""
+    return [
+        {**r, "status": "superseded"}
+        for r in earlier
+        if r.get("status") in ("done", "superseded") and r.get("id") not in planned
+    ]
+
+
 def _from_record(run: Run, rec: dict[str, Any]) -> Run:
     main = run.main_metric
     metrics = {k: v for k, v in (rec.get("metrics") or {}).items() if v is not None}
