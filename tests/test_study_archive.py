@@ -165,6 +165,14 @@ def test_report_keep_earlier_keeps_runs_the_config_no_longer_plans_as_superseded
         assert gone["id"] not in after
         assert {i: r for i, r in after.items() if i != old["id"]} == {r["id"]: r for r in runs}
     assert "0.123" not in (study / "report" / "report.md").read_text()
+    # a config change reverted after the run's folder was lost: its superseded record
+    # stands in for it again, as an earlier record
+    reverted = runs[2]
+    shutil.rmtree(study / reverted["id"])
+    write_json(out, {"study": "study", "runs": [{**reverted, "status": "superseded"}]})
+    report(study, None, 50, 0, out, True, [])
+    after = {r["id"]: r for r in read_json(out)["runs"]}
+    assert after[reverted["id"]] == {**reverted, "earlier_record": True}
 
 
 def test_each_finished_run_prints_the_metric_the_study_ranks_its_task_by(tmp_path, capsys):

@@ -335,7 +335,8 @@ def with_earlier_records(runs: list[Run], earlier: list[dict[str, Any]]) -> list
     ``run_summaries`` JSON; the same run id: the same spec) takes that record's numbers,
     marked ``earlier_record``: its folder is gone (e.g. a machine lost before the study
     ledger existed), so it has no predictions for paired tests, but its numbers stand."""
-    done_before = {r["id"]: r for r in earlier if r.get("status") == "done"}
+    # a superseded record whose spec is planned again (a reverted config) stands in too
+    done_before = {r["id"]: r for r in earlier if r.get("status") in ("done", "superseded")}
     return [
         _from_record(run, done_before[run.id]) if not run.done and run.id in done_before else run
         for run in runs
