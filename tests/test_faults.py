@@ -211,3 +211,40 @@ def test_atomic_path_swaps_on_success_and_leaves_old_file_on_failure(tmp_path):
         tmp.write_text('{"v": 2}')
     assert json.loads(target.read_text()) == {"v": 2}
     assert sorted(p.name for p in target.parent.iterdir()) == ["out.json"]
+
+
+def test_a_run_killed_while_scoring_is_scored_from_its_saved_model_not_refitted(
+    tmp_path, monkeypatch
+):
+    """Fitting can take hours, predicting minutes: a run stopped after its model was saved
+    but before its scores were written is scored from that model on the next call; a
+    changed spec fits again."""
+    from ecomlm.methods.baselines.classical import ClassicalMethod
+    from ecomlm.runs import RunSpec, execute_run
+
+    spec, out = RunSpec(task="esci", method="classical", train_size=60, max_eval=20), tmp_path
+    real_predict = __import__("ecomlm.runs", fromlist=["x"]).predict_and_score
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # the session ends while the test split is predicted
+
+    monkeypatch.setattr("ecomlm.runs.predict_and_score", killed)
+    with pytest.raises(KeyboardInterrupt):
+        execute_run(spec, out)
+    assert not (out / "metrics.json").exists() and (out / "model").is_dir()
+    training = (out / "training.json").read_text()
+    fits, real_fit = [], ClassicalMethod.fit
+    monkeypatch.setattr(ClassicalMethod, "fit", lambda *a, **k: fits.append(1) or real_fit(*a, **k))
+    monkeypatch.setattr("ecomlm.runs.predict_and_score", real_predict)
+    metrics = execute_run(spec, out)
+    assert fits == [] and metrics and (out / "metrics.json").exists()
+    assert (out / "training.json").read_text() == training
+    cost = json.loads((out / "cost.json").read_text())
+    assert cost["train_examples"] == 60 and "predict_examples_per_second" in cost
+    monkeypatch.setattr("ecomlm.runs.predict_and_score", killed)
+    with pytest.raises(KeyboardInterrupt):  # saved, not scored, then the spec changes:
+        execute_run(RunSpec(**{**spec.__dict__, "seed": 1}), out)
+    assert fits == [1]
+    monkeypatch.setattr("ecomlm.runs.predict_and_score", real_predict)
+    execute_run(RunSpec(**{**spec.__dict__, "seed": 2}), out)
+    assert fits == [1, 1]  # a saved fit of another spec is never scored as this one

@@ -18,7 +18,7 @@ from typing import Any
 
 from ecomlm.distributed import dist_world_size as world_size
 from ecomlm.distributed import gather_history, is_main_process
-from ecomlm.io import read_yaml, write_json, write_jsonl, write_yaml
+from ecomlm.io import read_json, read_yaml, write_json, write_jsonl, write_yaml
 from ecomlm.methods.convergence import TRAINING_FILE, not_trained_record
 from ecomlm.tasks import Prediction, Task, get_task
 from ecomlm.tasks.base import example_to_dict
@@ -109,18 +109,46 @@ def execute_run(
 
     Under ``accelerate launch`` / ``torchrun`` every rank fits (the method's
     Accelerator shards the batches) and rank 0 alone writes the record and
-    returns the metrics; the other ranks return None.
+    returns the metrics; the other ranks return None. A run whose fit finished and was
+    saved in ``out_dir`` for this same spec, but which stopped before its scores were
+    written (killed while predicting), is scored from its saved model, not fitted again.
     """
-    from ecomlm.methods import make_method
-
     out = Path(out_dir)
     main = is_main_process()
+    trained = _saved_unscored(out, spec) if world_size() == 1 else None
     if main:
         out.mkdir(parents=True, exist_ok=True)
         write_yaml(out / "config.yaml", dataclasses.asdict(spec))
     seed_everything(spec.seed)
     task = get_task(spec.task, **spec.task_options)
     splits = splits if splits is not None else load_run_data(spec)
+    if trained is None:
+        trained = _fit_and_save(spec, task, splits, out, main)
+        if trained is None:
+            return None
+    method, cost = trained
+    examples = splits[spec.eval_split]
+    predictions, metrics, throughput = predict_and_score(method, task, examples)
+    write_jsonl(out / "predictions.jsonl", prediction_rows(task, examples, predictions))
+    cost = {
+        **cost,
+        "predict_examples_per_second": round(throughput, 3),
+        "peak_memory_mb": round(peak_memory_mb(), 1),
+        "world_size": world_size(),
+        **getattr(method, "extra_cost", {}),  # some methods count while predicting (ICL)
+    }
+    write_json(out / "cost.json", cost)
+    write_json(out / "metrics.json", {"split": spec.eval_split, "n": len(examples), **metrics})
+    return metrics
+
+
+def _fit_and_save(
+    spec: RunSpec, task: Task, splits: dict[str, list[Any]], out: Path, main: bool
+) -> tuple[Any, dict[str, Any]] | None:
+    """Fit the run's method; on rank 0 save it with its training record and the training
+    part of ``cost.json``: (method, that cost), or None on the other ranks."""
+    from ecomlm.methods import make_method
+
     start = time.perf_counter()
     if spec.lr_grid:
         from ecomlm.methods.tuning import fit_with_lr_search
@@ -143,22 +171,31 @@ def execute_run(
     record = getattr(method, "training_record", None) or not_trained_record()
     record = {"trials": 1, **record, "train_seconds": round(train_seconds, 3)}
     write_json(out / TRAINING_FILE, record)
-
-    examples = splits[spec.eval_split]
-    predictions, metrics, throughput = predict_and_score(method, task, examples)
-    write_jsonl(out / "predictions.jsonl", prediction_rows(task, examples, predictions))
     cost = {
         "train_seconds": round(train_seconds, 3),
         "train_examples": len(splits["train"]),
         "examples_seen": record["examples_seen"],
-        "predict_examples_per_second": round(throughput, 3),
-        "peak_memory_mb": round(peak_memory_mb(), 1),
-        "world_size": world_size(),
         **getattr(method, "extra_cost", {}),
     }
-    write_json(out / "cost.json", cost)
-    write_json(out / "metrics.json", {"split": spec.eval_split, "n": len(examples), **metrics})
-    return metrics
+    write_json(out / "cost.json", cost)  # the training part; scoring adds the rest
+    return method, cost
+
+
+def _saved_unscored(out: Path, spec: RunSpec) -> tuple[Any, dict[str, Any]] | None:
+    """(saved method, training cost) of a fit of this very spec that an earlier process
+    finished and saved in ``out`` but did not score; None when there is none (or it
+    cannot be read: the run is then fitted again)."""
+    from ecomlm.methods import load_method
+
+    needed = [out / name for name in ("config.yaml", TRAINING_FILE, "cost.json", "model")]
+    if (out / "metrics.json").exists() or not all(path.exists() for path in needed):
+        return None
+    try:
+        if read_yaml(out / "config.yaml") != dataclasses.asdict(spec):
+            return None
+        return load_method(out / "model"), read_json(out / "cost.json")
+    except Exception:  # noqa: BLE001 - a damaged leftover only costs a new fit
+        return None
 
 
 def evaluate_run(
