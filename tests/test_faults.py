@@ -219,11 +219,13 @@ def test_a_run_killed_while_scoring_is_scored_from_its_saved_model_not_refitted(
     """Fitting can take hours, predicting minutes: a run stopped after its model was saved
     but before its scores were written is scored from that model on the next call; a
     changed spec fits again."""
+    from dataclasses import replace
+
     from ecomlm.methods.baselines.classical import ClassicalMethod
     from ecomlm.runs import RunSpec, execute_run
+    from ecomlm.runs import predict_and_score as real_predict
 
     spec, out = RunSpec(task="esci", method="classical", train_size=60, max_eval=20), tmp_path
-    real_predict = __import__("ecomlm.runs", fromlist=["x"]).predict_and_score
 
     def killed(*args, **kwargs):
         raise KeyboardInterrupt  # the session ends while the test split is predicted
@@ -243,8 +245,8 @@ def test_a_run_killed_while_scoring_is_scored_from_its_saved_model_not_refitted(
     assert cost["train_examples"] == 60 and "predict_examples_per_second" in cost
     monkeypatch.setattr("ecomlm.runs.predict_and_score", killed)
     with pytest.raises(KeyboardInterrupt):  # saved, not scored, then the spec changes:
-        execute_run(RunSpec(**{**spec.__dict__, "seed": 1}), out)
+        execute_run(replace(spec, seed=1), out)
     assert fits == [1]
     monkeypatch.setattr("ecomlm.runs.predict_and_score", real_predict)
-    execute_run(RunSpec(**{**spec.__dict__, "seed": 2}), out)
+    execute_run(replace(spec, seed=2), out)
     assert fits == [1, 1]  # a saved fit of another spec is never scored as this one

@@ -106,8 +106,13 @@ def report(
 ) -> None:
     """Write report.md and a self-contained report.html for a study folder."""
     from ecomlm.io import read_yaml
-    from ecomlm.study.report import load_runs, run_summaries, with_earlier_records, write_report
-    from ecomlm.study.report.loading import superseded_records
+    from ecomlm.study.report import (
+        load_runs,
+        run_summaries,
+        superseded_records,
+        with_earlier_records,
+        write_report,
+    )
     from ecomlm.study.report.splice import update_doc as splice
     from ecomlm.study.store import CONFIG_FILE
 

@@ -30,6 +30,7 @@ from ecomlm.study.report.loading import Run as Run
 from ecomlm.study.report.loading import _label_order, _task_order, load_runs
 from ecomlm.study.report.loading import headline_runs as headline_runs
 from ecomlm.study.report.loading import run_summaries as run_summaries
+from ecomlm.study.report.loading import superseded_records as superseded_records
 from ecomlm.study.report.loading import with_earlier_records as with_earlier_records
 from ecomlm.study.report.sections import (
     _adapter_section,
