@@ -48,6 +48,18 @@ def test_budget_limits_and_record_schema():
                         examples_seen=0, lr=None, train_seconds=0)  # fmt: skip
 
 
+@pytest.mark.parametrize("name", ["bert", "seq2seq", "lora", "icl"])
+def test_a_wall_clock_budget_of_zero_seconds_is_refused_by_every_method(name):
+    # 0 used to mean "no limit" for the encoders and "stop at once" for LoRA
+    from ecomlm.methods import make_method
+
+    with pytest.raises(ValueError, match=f"method '{name}': max_seconds=0: must be > 0"):
+        make_method(name, EsciTask(), {"max_seconds": 0})
+    with pytest.raises(ValueError, match="max_seconds=-1"):
+        Budget(max_seconds=-1)
+    assert Budget(max_seconds=0.5).seconds_spent(0.5) and not Budget().seconds_spent(1e9)
+
+
 class _Tiny(torch.nn.Module):
     def __init__(self, target: float = 1.0) -> None:
         super().__init__()

@@ -18,6 +18,7 @@ from ecomlm.methods.base import (
     method_info_of,
     read_method_header,
 )
+from ecomlm.methods.convergence import check_max_seconds
 from ecomlm.tasks import Task
 
 _REGISTRY: dict[str, str] = {
@@ -54,7 +55,10 @@ def method_info(name: str) -> MethodInfo:
 def make_method(name: str, task: Task, config: dict | None = None) -> Method:
     """``Class(task, Config(**config))`` of method ``name``; unknown options raise."""
     cls = get_method_class(name)
-    return cls(task, config_from_dict(cls.Config, config, where=f"method {name!r}: "))
+    where = f"method {name!r}: "
+    method_config = config_from_dict(cls.Config, config, where=where)
+    check_max_seconds(getattr(method_config, "max_seconds", None), where=where)
+    return cls(task, method_config)
 
 
 def load_method(path: str | Path) -> Method:

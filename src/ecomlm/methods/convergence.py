@@ -31,19 +31,34 @@ class Budget:
     max_steps: int | None = None
     max_seconds: float | None = None
 
+    def __post_init__(self) -> None:
+        check_max_seconds(self.max_seconds)
+
     def exhausted(self, step: int, epoch: float, seconds: float) -> bool:
         return (
             (self.max_steps is not None and step >= self.max_steps)
             or (self.epochs is not None and epoch >= self.epochs - 1e-9)
-            or (self.max_seconds is not None and seconds >= self.max_seconds)
+            or self.seconds_spent(seconds)
         )
+
+    def seconds_spent(self, seconds: float) -> bool:
+        """Whether ``seconds`` of training use up the wall-clock limit."""
+        return self.max_seconds is not None and seconds >= self.max_seconds
 
     def clock_spent(self, start: float) -> bool:
         """Whether the wall-clock limit is spent for a clock started at ``start``."""
-        return self.max_seconds is not None and time.perf_counter() - start >= self.max_seconds
+        return self.seconds_spent(time.perf_counter() - start)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+def check_max_seconds(max_seconds: float | None, where: str = "") -> None:
+    """A wall-clock budget is a positive number of seconds; ``None`` means no limit."""
+    if max_seconds is not None and not max_seconds > 0:
+        raise ValueError(
+            f"{where}max_seconds={max_seconds}: must be > 0 seconds (leave it out for no limit)"
+        )
 
 
 @dataclass

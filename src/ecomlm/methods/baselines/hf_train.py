@@ -8,7 +8,6 @@ the functions that need it, so the classical floors stay import-light.
 from __future__ import annotations
 
 import dataclasses
-import math
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -153,7 +152,7 @@ def train_loop(
         return stopper.patience_exhausted
 
     bar = tqdm(total=total, initial=step, desc=desc, unit="step")
-    diverged, stop = False, step > 0 and stopper.elapsed() >= (max_seconds or math.inf)
+    diverged, stop = False, step > 0 and budget.seconds_spent(stopper.elapsed())
     out_of_time = stop  # a resumed fit whose budget is spent trains no more
     batches = () if stop else epoch_batches(len(features), batch_size, seed, step, total)
     for rows, epoch_end in batches:
@@ -164,7 +163,7 @@ def train_loop(
             break
         step += 1
         bar.update(1)
-        out_of_time = stopper.elapsed() >= (max_seconds or math.inf)
+        out_of_time = budget.seconds_spent(stopper.elapsed())
         due = step % eval_every == 0 if eval_every else epoch_end
         if evaluate is not None and (due or out_of_time) and (stop := run_eval()):
             break
