@@ -32,8 +32,9 @@ def continue_budget_stopped(run_dir: Path, spec: dict[str, Any]) -> str | None:
     run_dir.mkdir(parents=True, exist_ok=True)
     found.rename(run_dir / CHECKPOINT_DIR)  # one filesystem: atomic, no second copy
     sibling = found.parent.name
-    print(f"continuing {sibling}'s training (stopped on max_seconds, raised to "
-          f"{spec['method_config'][BUDGET]:g} s) from its checkpoint", flush=True)  # fmt: skip
+    # the sibling may have stopped on its budget or been interrupted: both keep a checkpoint
+    print(f"continuing {sibling}'s training from its kept checkpoint (max_seconds raised "
+          f"to {spec['method_config'][BUDGET]:g} s)", flush=True)  # fmt: skip
     return sibling
 
 
